@@ -1,0 +1,111 @@
+"""Put .caffemodel weights into a Lasagne net built by ``models.googlenet.build``.
+
+Blobs are matched to layers by Caffe layer name. Conventions:
+
+- Convolution: Caffe W (out, in, kh, kw) is used as is (the layers
+  cross-correlate, so no flip); bias (out,).
+- InnerProduct: Caffe W (out, in) is transposed to Lasagne's (in, out).
+- Legacy V1 blobs carry 4-D shapes padded with leading 1s, e.g. IP weights
+  (1, 1, out, in) and biases (1, 1, 1, out); leading 1s are ignored when
+  comparing shapes.
+
+Converted blobs are cached under ``weights/cache`` keyed by the file's SHA1,
+so a second load skips the protobuf parse.
+"""
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .caffemodel import CaffeModelError, read_caffemodel
+from .fileio import atomic_path, sha1_of
+from .googlenet import param_layers
+from .layers import CaffeConv2DLayer
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def read_caffemodel_cached(path, cache_dir=WEIGHTS_DIR / "cache"):
+    """``read_caffemodel(path)`` through an .npz cache named after the file's SHA1."""
+    if not os.path.isfile(path):
+        raise CaffeModelError("%s: weights file not found" % path)
+    digest = sha1_of(path)
+    cached = Path(cache_dir) / ("%s-%s.npz" % (Path(path).stem, digest[:16]))
+    if cached.exists():
+        with np.load(cached) as npz:
+            blobs = {}
+            for key in sorted(npz.files, key=lambda k: int(k.rsplit("#", 1)[1])):
+                blobs.setdefault(key.rsplit("#", 1)[0], []).append(npz[key])
+            return blobs
+    blobs = read_caffemodel(path)
+    try:
+        with atomic_path(str(cached)) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **{"%s#%d" % (name, i): a
+                               for name, arrays in blobs.items() for i, a in enumerate(arrays)})
+    except OSError as e:  # a read-only checkout still loads, only slower
+        log.warning("could not cache converted weights in %s: %s", cache_dir, e)
+    return blobs
+
+
+def caffe_shapes(layer):
+    """The (weights, bias) shapes Caffe stores for a Lasagne conv/dense layer."""
+    W = layer.W.get_value(borrow=True).shape
+    if isinstance(layer, CaffeConv2DLayer):
+        return [W, (W[0],)]
+    return [(W[1], W[0]), (W[1],)]
+
+
+def _strip_ones(shape):
+    shape = tuple(shape)
+    while len(shape) > 1 and shape[0] == 1:
+        shape = shape[1:]
+    return shape
+
+
+def to_lasagne(path, layer, arrays):
+    """Caffe blobs of ``layer`` as Lasagne (W, b) arrays; CaffeModelError on a mismatch."""
+    expected = caffe_shapes(layer)
+    if len(arrays) != 2:
+        raise CaffeModelError("%s: layer %s has %d blobs, expected 2 (weights, bias)"
+                              % (path, layer.name, len(arrays)))
+    out = []
+    for kind, array, shape in zip(("weights", "bias"), arrays, expected):
+        if _strip_ones(array.shape) != _strip_ones(shape):
+            raise CaffeModelError("%s: layer %s: %s blob has shape %s, the network expects %s"
+                                  % (path, layer.name, kind, tuple(array.shape), shape))
+        out.append(array.reshape(shape).astype(np.float32))
+    W, b = out
+    if not isinstance(layer, CaffeConv2DLayer):
+        W = np.ascontiguousarray(W.T)
+    return W, b
+
+
+def load_caffemodel(net, path, skip=(), cache_dir=WEIGHTS_DIR / "cache"):
+    """Set the parameters of ``net`` from the .caffemodel at ``path``.
+
+    Layers in ``skip`` or absent from the file keep the fillers they were
+    built with (Caffe's xavier / constant), and are listed in one log line,
+    as are file layers the net does not have. Returns the list of layers
+    left at their fillers.
+    """
+    blobs = read_caffemodel_cached(path, cache_dir)
+    fresh = []
+    for layer in param_layers(net):
+        if layer.name in skip or layer.name not in blobs:
+            fresh.append(layer.name)
+            continue
+        W, b = to_lasagne(path, layer, blobs[layer.name])
+        layer.W.set_value(W)
+        layer.b.set_value(b)
+    if fresh:
+        log.info("%s: %d layers initialised as Caffe would (xavier weights, constant "
+                 "bias), not from the file: %s", path, len(fresh), ", ".join(fresh))
+    unused = sorted(set(blobs) - set(net))
+    if unused:
+        log.info("%s: %d layers in the file are not in the network: %s",
+                 path, len(unused), ", ".join(unused))
+    return fresh

@@ -1,0 +1,104 @@
+"""Make the released Theano 1.0.5 and Lasagne 0.1 work together on today's Python.
+
+Imported by ``models/__init__.py`` before anything imports Theano or Lasagne.
+It does four things, each the smallest change that works (see README, "Stack"):
+
+1. Sets the project's Theano flags (float32, OpenBLAS, OpenMP, a persistent
+   compile cache) before Theano is imported; the user's own ``THEANO_FLAGS``
+   are appended after ours so that they win.
+2. Registers ``theano.tensor.signal.downsample`` (removed in Theano 0.9,
+   imported by Lasagne 0.1) as a thin alias of ``theano.tensor.signal.pool``.
+3. Gives a cache version to compiled modules whose ops have an empty
+   ``__props__``: Theano 1.0.5 takes ``()`` for "unversioned" and recompiles
+   their C code in every process.
+4. Nothing else: no Theano or Lasagne code is copied here.
+"""
+import ctypes.util
+import os
+import sys
+import types
+from pathlib import Path
+
+CACHE_DIR = Path(os.environ.get("DRT_CACHE", Path.home() / ".cache" / "dr-transfer"))
+
+
+def project_theano_flags(have_openblas=None):
+    """Theano flags of the project, as a THEANO_FLAGS string.
+
+    OpenMP is turned on only with a real BLAS: with an empty ``blas.ldflags``
+    it makes Theano abort with a GIL error.
+    """
+    if have_openblas is None:
+        have_openblas = ctypes.util.find_library("openblas") is not None
+    flags = ["device=cpu", "floatX=float32",
+             "base_compiledir=%s" % (CACHE_DIR / "theano"),
+             "allow_gc=False"]
+    if have_openblas:
+        flags += ["blas.ldflags=-lopenblas", "openmp=True"]
+    else:
+        flags += ["blas.ldflags="]
+    return ",".join(flags)
+
+
+def set_theano_flags():
+    if "theano" in sys.modules:
+        return  # too late to change anything; whoever imported it chose
+    user = os.environ.get("THEANO_FLAGS", "")
+    ours = project_theano_flags()
+    os.environ["THEANO_FLAGS"] = ours + ("," + user if user else "")
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
+
+def register_downsample_alias():
+    """``theano.tensor.signal.downsample.max_pool_2d`` as Lasagne 0.1 calls it."""
+    import theano.tensor.signal
+    from theano.tensor.signal import pool
+
+    def max_pool_2d(input, ds, ignore_border=None, st=None, padding=(0, 0),
+                    mode="max"):
+        return pool.pool_2d(input, ws=ds, ignore_border=ignore_border,
+                            stride=st, pad=padding, mode=mode)
+
+    module = types.ModuleType("theano.tensor.signal.downsample")
+    module.max_pool_2d = max_pool_2d
+    sys.modules[module.__name__] = module
+    theano.tensor.signal.downsample = module
+
+
+def version_empty_props_ops():
+    """Cache compiled modules whose only "unversioned" marks are empty ``__props__``.
+
+    Theano 1.0.5's ``CLinker.cmodule_key_`` puts each op's ``__props__`` into
+    the version tuple and treats any empty entry as "unversioned". Ops such as
+    Alloc or Dot22 have ``__props__ == ()`` yet a real C code cache version.
+    When the original key comes back unversioned, we rebuild the version from
+    the ops' and types' own cache versions and keep it unversioned only if one
+    of those is really missing.
+    """
+    from theano.gof.cc import CLinker
+    original = CLinker.cmodule_key_
+    if getattr(original, "_drt_patched", False):
+        return
+
+    def cmodule_key_(self, fgraph, *args, **kwargs):
+        key = original(self, fgraph, *args, **kwargs)
+        if key is None or key[0]:
+            return key
+        version = [("drt-empty-props", 1)]
+        for node in fgraph.toposort():
+            if hasattr(node.op, "c_code_cache_version_apply"):
+                version.append(node.op.c_code_cache_version_apply(node))
+            for var in list(node.inputs) + list(node.outputs):
+                version.append(var.type.c_code_cache_version())
+        if not all(version):
+            return key
+        return tuple(version), key[1]
+
+    cmodule_key_._drt_patched = True
+    CLinker.cmodule_key_ = cmodule_key_
+
+
+def install():
+    set_theano_flags()
+    register_downsample_alias()
+    version_empty_props_ops()

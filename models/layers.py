@@ -1,0 +1,101 @@
+"""Lasagne layers with Caffe's semantics where Lasagne 0.1's differ.
+
+All tensors are N x C x H x W, float32. Each class documents the Caffe
+convention it reproduces (see ``../shared/FIDELITY.md``).
+"""
+import math
+
+import numpy as np
+import theano.tensor as T
+from theano.tensor.signal import pool
+
+import lasagne
+from lasagne.layers import Layer
+
+
+class CaffeConv2DLayer(lasagne.layers.Conv2DLayer):
+    """Caffe ``Convolution``: cross-correlation, symmetric zero padding.
+
+    W is (out, in, kh, kw) exactly as in a .caffemodel. Theano's ``conv2d``
+    flips filters by default (true convolution); Caffe does not, so
+    ``filter_flip=False``. Padding is passed to the convolution itself
+    (CorrMM pads internally) instead of copying a padded input.
+    """
+
+    def get_output_for(self, input, **kwargs):
+        conved = T.nnet.conv2d(input, self.W, input_shape=self.input_shape,
+                               filter_shape=self.get_W_shape(),
+                               border_mode=self.pad, subsample=self.stride,
+                               filter_flip=False)
+        if self.b is not None:
+            conved = conved + self.b.dimshuffle("x", 0, "x", "x")
+        return self.nonlinearity(conved)
+
+
+def caffe_pooled_size(size, kernel, stride, pad):
+    """Caffe's pooled size: ceil, then drop a window that would start in the padding."""
+    pooled = int(math.ceil(float(size + 2 * pad - kernel) / stride)) + 1
+    if pad > 0 and (pooled - 1) * stride >= size + pad:
+        pooled -= 1
+    return pooled
+
+
+def caffe_ave_divisors(size, kernel, stride, pad):
+    """Caffe's AVE divisor per output position along one axis: the window
+    clipped to [-pad, size + pad) (padding counts, overhang does not)."""
+    out = caffe_pooled_size(size, kernel, stride, pad)
+    starts = np.arange(out) * stride - pad
+    ends = np.minimum(starts + kernel, size + pad)
+    return (ends - starts).astype("float32")
+
+
+class CaffePool2DLayer(Layer):
+    """Caffe ``Pooling`` (MAX or AVE) with Caffe's ceil-mode output size.
+
+    Input N x C x H x W gives N x C x H' x W' with H' = ``caffe_pooled_size``.
+    MAX ignores padded and overhanging cells (they are filled with -inf);
+    AVE sums over zero-filled padding and divides by Caffe's clipped window.
+    """
+
+    def __init__(self, incoming, kernel_size, stride=1, pad=0, pool="MAX", **kwargs):
+        super(CaffePool2DLayer, self).__init__(incoming, **kwargs)
+        if pool not in ("MAX", "AVE"):
+            raise ValueError("pool must be MAX or AVE, not %r" % (pool,))
+        self.kernel_size, self.stride, self.pad, self.pool = kernel_size, stride, pad, pool
+
+    def get_output_shape_for(self, input_shape):
+        k, s, p = self.kernel_size, self.stride, self.pad
+        return tuple(input_shape[:2]) + tuple(
+            caffe_pooled_size(n, k, s, p) for n in input_shape[2:])
+
+    def get_output_for(self, input, **kwargs):
+        k, s, p = self.kernel_size, self.stride, self.pad
+        in_h, in_w = self.input_shape[2:]
+        out_h, out_w = self.output_shape[2:]
+        # Bottom/right extent the last window reaches (never less than 0).
+        extra_h = max(0, (out_h - 1) * s + k - in_h - p)
+        extra_w = max(0, (out_w - 1) * s + k - in_w - p)
+        if p or extra_h or extra_w:
+            fill = -np.inf if self.pool == "MAX" else 0
+            padded = T.alloc(np.float32(fill), input.shape[0], input.shape[1],
+                             p + in_h + extra_h, p + in_w + extra_w)
+            input = T.set_subtensor(padded[:, :, p:p + in_h, p:p + in_w], input)
+        if self.pool == "MAX":
+            return pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=True,
+                                mode="max")
+        summed = pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=True,
+                              mode="sum")
+        div = np.outer(caffe_ave_divisors(in_h, k, s, p), caffe_ave_divisors(in_w, k, s, p))
+        return summed / T.constant(div.astype("float32")).dimshuffle("x", "x", 0, 1)
+
+
+class CaffeLRNLayer(lasagne.layers.LocalResponseNormalization2DLayer):
+    """Caffe ``LRN`` across channels: y = x / (k + alpha/n * sum_window x^2)^beta.
+
+    Takes Caffe's parameters; Lasagne's layer does not divide alpha by the
+    window size n, so it is given alpha / n.
+    """
+
+    def __init__(self, incoming, local_size=5, alpha=1e-4, beta=0.75, k=1.0, **kwargs):
+        super(CaffeLRNLayer, self).__init__(incoming, alpha=alpha / local_size, k=k,
+                                            beta=beta, n=local_size, **kwargs)

@@ -1,0 +1,95 @@
+"""Inference with imported Caffe weights: the ``forward`` fidelity probe and ``classify``."""
+import os
+
+import numpy as np
+from PIL import Image
+
+from models import googlenet
+from models.caffe_import import load_caffemodel
+from models.fileio import atomic_path
+
+from .errors import InputError
+
+DEFAULT_BLOBS = ("loss3/classifier", "prob")
+
+
+def load_net(weights, aux_heads=False):
+    """Deploy GoogLeNet (1000 classes) with the weights of a .caffemodel."""
+    net = googlenet.build(googlenet.googlenet_spec(aux_heads=aux_heads))
+    load_caffemodel(net, weights)
+    return net
+
+
+def load_input_blob(path):
+    """An N x 3 x 224 x 224 float32 array in Caffe's input convention from a .npy file."""
+    try:
+        blob = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError("%s: cannot read as a .npy array (%s)" % (path, e))
+    expected = googlenet.INPUT_SHAPE
+    if blob.ndim != 4 or tuple(blob.shape[1:]) != expected:
+        raise InputError("%s: array has shape %s, expected N x %s" % (
+            path, tuple(blob.shape), " x ".join(map(str, expected))))
+    return blob.astype(np.float32)
+
+
+def forward(weights, blob_path, out_path, names=DEFAULT_BLOBS, batch_size=16):
+    """Run the net on the input blob and save the named blobs, Caffe's shapes, to .npz."""
+    data = load_input_blob(blob_path)
+    net = load_net(weights)
+    fn = googlenet.compile_forward(net, list(names))
+    chunks = [fn(data[i:i + batch_size]) for i in range(0, len(data), batch_size)]
+    outputs = {name: np.concatenate([c[k] for c in chunks]) for k, name in enumerate(names)}
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **outputs)
+    return outputs
+
+
+def caffe_centre_crop(path, resize=256, crop=224):
+    """Caffe's test-time preprocessing of one image file: resize to
+    ``resize`` x ``resize``, centre crop ``crop``; returns H x W x 3 uint8 RGB."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((resize, resize), Image.BILINEAR)
+    except (OSError, ValueError) as e:
+        raise InputError("%s: cannot read image (%s)" % (path, e))
+    offset = (resize - crop) // 2
+    return np.asarray(image)[offset:offset + crop, offset:offset + crop]
+
+
+def read_synsets(path):
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def default_synsets(weights):
+    candidate = os.path.join(os.path.dirname(os.path.abspath(weights)), "synset_words.txt")
+    return candidate if os.path.exists(candidate) else None
+
+
+def classify(weights, images, synsets=None, top=5, batch_size=16):
+    """Top-``top`` (class index, probability) per readable image, and the errors.
+
+    Returns ([(image, [(index, label, prob)...])...], [error lines]).
+    """
+    labels = read_synsets(synsets) if synsets else None
+    crops, names, errors = [], [], []
+    for path in images:
+        try:
+            crops.append(caffe_centre_crop(path))
+            names.append(path)
+        except InputError as e:
+            errors.append(str(e))
+    results = []
+    if crops:
+        net = load_net(weights)
+        fn = googlenet.compile_forward(net, ["prob"])
+        probs = np.concatenate([
+            fn(googlenet.to_caffe_input(np.stack(crops[i:i + batch_size])))[0]
+            for i in range(0, len(crops), batch_size)])
+        for name, p in zip(names, probs):
+            best = np.argsort(-p)[:top]
+            results.append((name, [(int(i), labels[i] if labels else str(i), float(p[i]))
+                                   for i in best]))
+    return results, errors
