@@ -1,0 +1,80 @@
+"""Shared fixtures: random-weight GoogLeNet caffemodels (V1 and V2), the
+OpenCV oracle, and the real weights / fundus images of ../shared when present."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import models  # noqa: F401  (sets up Theano before anything else)
+from models import googlenet
+from models.caffe_import import caffe_shapes
+from models.caffemodel import spec_to_prototxt, write_caffemodel
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SHARED", ROOT.parent / "shared")).resolve()
+REAL_WEIGHTS = SHARED / "weights" / "bvlc_googlenet_deploy_v1.caffemodel"
+SYNSETS = SHARED / "weights" / "synset_words.txt"
+FUNDUS_SAMPLE = SHARED / "data" / "fundus-sample"
+
+needs_real_weights = pytest.mark.skipif(not REAL_WEIGHTS.exists(),
+                                        reason="no real BVLC weights in %s" % REAL_WEIGHTS)
+
+
+def random_caffe_layers(spec, seed):
+    """(name, type, [W, b]) in Caffe's layout for every param layer of ``spec``,
+    He-scaled normal weights and small random biases (not the project's fillers).
+    Classifiers are scaled down so that the softmax is not one-hot."""
+    rng = np.random.RandomState(seed)
+    net = googlenet.build(spec)
+    layers = []
+    for layer in googlenet.param_layers(net):
+        w_shape, b_shape = caffe_shapes(layer)
+        fan_in = int(np.prod(w_shape[1:]))
+        scale = 0.01 if layer.name.endswith("classifier") else 1.0
+        W = rng.normal(0, scale * np.sqrt(2.0 / fan_in), w_shape).astype(np.float32)
+        b = rng.normal(0, 0.1, b_shape).astype(np.float32)
+        caffe_type = "Convolution" if len(w_shape) == 4 else "InnerProduct"
+        layers.append((layer.name, caffe_type, [W, b]))
+    return layers
+
+
+@pytest.fixture(scope="session")
+def random_googlenets(tmp_path_factory):
+    """Deploy prototxt + two random-weight caffemodels: V1 (seed 11), V2 (seed 12)."""
+    d = tmp_path_factory.mktemp("random_googlenet")
+    spec = googlenet.googlenet_spec()
+    (d / "deploy.prototxt").write_text(spec_to_prototxt(spec))
+    files = {}
+    for version, seed in ((1, 11), (2, 12)):
+        layers = random_caffe_layers(spec, seed)
+        path = d / ("random_v%d.caffemodel" % version)
+        write_caffemodel(str(path), layers, version=version)
+        files[version] = (path, layers)
+    return d / "deploy.prototxt", files
+
+
+def opencv_layer_for_blob(spec, blob):
+    """The OpenCV (Caffe) layer whose output is the final value of Caffe blob ``blob``:
+    a conv's in-place ReLU, the dropout's bottom, else the layer itself."""
+    for layer in spec:
+        if layer.name == blob:
+            if layer.params.get("relu"):
+                return layer.params["relu"]
+            if layer.type == "Dropout":
+                return layer.bottom[0]
+            return blob
+    raise KeyError(blob)
+
+
+def opencv_forward(prototxt, caffemodel, data, blobs, spec=None):
+    """OpenCV's independent Caffe implementation: {blob: array} for ``data``."""
+    import cv2
+    spec = spec or googlenet.googlenet_spec()
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    net.enableFusion(False)
+    net.setInput(np.ascontiguousarray(data, dtype=np.float32))
+    outs = net.forward([opencv_layer_for_blob(spec, b) for b in blobs])
+    return dict(zip(blobs, outs))

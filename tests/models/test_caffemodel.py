@@ -1,0 +1,136 @@
+"""The .caffemodel reader/writer (both generations), import errors, and the cache."""
+import logging
+
+import numpy as np
+import pytest
+
+from models import googlenet
+from models.caffe_import import load_caffemodel, read_caffemodel_cached
+from models.caffemodel import CaffeModelError, read_caffemodel, write_caffemodel
+from tests.conftest import REAL_WEIGHTS, needs_real_weights
+
+LAYERS = [("conv", "Convolution", [np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2),
+                                   np.array([1.5, -2], np.float32)]),
+          ("ip", "InnerProduct", [np.arange(12, dtype=np.float32).reshape(4, 3),
+                                  np.ones(4, np.float32)])]
+
+
+def read_varint(raw, pos):
+    value, shift = 0, 0
+    while True:
+        byte = raw[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def top_level_fields(raw):
+    """Field numbers of the top-level records of a protobuf message whose
+    records are all length-delimited (as NetParameter's are here)."""
+    fields, pos = set(), 0
+    while pos < len(raw):
+        tag, pos = read_varint(raw, pos)
+        assert tag & 7 == 2
+        length, pos = read_varint(raw, pos)
+        fields.add(tag >> 3)
+        pos += length
+    return fields
+
+
+@pytest.mark.parametrize("version,field", [(1, 2), (2, 100)])
+def test_round_trip_in_both_generations(tmp_path, version, field):
+    path = tmp_path / "m.caffemodel"
+    write_caffemodel(str(path), LAYERS, version=version)
+    # name (1) and either `layers` (2, V1) or `layer` (100, V2)
+    assert top_level_fields(path.read_bytes()) == {1, field}
+    blobs = read_caffemodel(str(path))
+    assert list(blobs) == ["conv", "ip"]
+    if version == 1:  # legacy num/channels/height/width, padded with leading 1s
+        assert blobs["ip"][0].shape == (1, 1, 4, 3) and blobs["ip"][1].shape == (1, 1, 1, 4)
+    else:
+        assert blobs["ip"][0].shape == (4, 3) and blobs["ip"][1].shape == (4,)
+    for (_, _, arrays), got in zip(LAYERS, blobs.values()):
+        for a, g in zip(arrays, got):
+            np.testing.assert_array_equal(g.reshape(a.shape), a)
+
+
+def test_not_a_caffemodel(tmp_path):
+    path = tmp_path / "notes.caffemodel"
+    path.write_text("this is a text file, not weights\n" * 10)
+    with pytest.raises(CaffeModelError) as e:
+        read_caffemodel(str(path))
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_empty_and_missing_files(tmp_path):
+    (tmp_path / "empty.caffemodel").write_bytes(b"")
+    with pytest.raises(CaffeModelError, match="no layer with weights"):
+        read_caffemodel(str(tmp_path / "empty.caffemodel"))
+    with pytest.raises(CaffeModelError, match="not found"):
+        read_caffemodel_cached(str(tmp_path / "absent.caffemodel"), tmp_path)
+
+
+def test_truncated_file(tmp_path, random_googlenets):
+    _, files = random_googlenets
+    raw = files[1][0].read_bytes()
+    path = tmp_path / "cut.caffemodel"
+    path.write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(CaffeModelError, match="truncated") as e:
+        read_caffemodel(str(path))
+    assert str(path) in str(e.value)
+
+
+def test_shape_mismatch_names_layer_and_shapes(tmp_path, random_googlenets):
+    _, files = random_googlenets
+    layers = [(n, t, [a.copy() for a in arrays]) for n, t, arrays in files[2][1]]
+    name, t, (W, b) = layers[5]
+    layers[5] = (name, t, [W[:, :-1], b])
+    path = tmp_path / "bad.caffemodel"
+    write_caffemodel(str(path), layers)
+    net = googlenet.build(googlenet.googlenet_spec())
+    with pytest.raises(CaffeModelError) as e:
+        load_caffemodel(net, str(path), cache_dir=tmp_path)
+    msg = str(e.value)
+    assert str(path) in msg and name in msg
+    assert str(tuple(W[:, :-1].shape)) in msg and str(tuple(W.shape)) in msg
+
+
+def test_absent_layers_keep_fillers_and_are_logged_once(tmp_path, random_googlenets, caplog):
+    _, files = random_googlenets
+    path, layers = files[2]
+    net = googlenet.build(googlenet.googlenet_spec(aux_heads=True))
+    before = net["loss2/fc"].W.get_value().copy()
+    with caplog.at_level(logging.INFO):
+        fresh = load_caffemodel(net, str(path), cache_dir=tmp_path)
+    assert fresh == ["loss1/conv", "loss1/fc", "loss1/classifier",
+                     "loss2/conv", "loss2/fc", "loss2/classifier"]
+    lines = [r.getMessage() for r in caplog.records if "initialised" in r.getMessage()]
+    assert len(lines) == 1 and "loss2/classifier" in lines[0]
+    np.testing.assert_array_equal(net["loss2/fc"].W.get_value(), before)
+    conv1 = dict((n, a) for n, _, a in layers)["conv1/7x7_s2"]
+    np.testing.assert_array_equal(net["conv1/7x7_s2"].W.get_value(), conv1[0])
+
+
+def test_cache_gives_the_same_blobs(tmp_path, random_googlenets):
+    _, files = random_googlenets
+    path = str(files[1][0])
+    first = read_caffemodel_cached(path, tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    second = read_caffemodel_cached(path, tmp_path)
+    assert list(first) == list(second)
+    for name in first:
+        for a, b in zip(first[name], second[name]):
+            np.testing.assert_array_equal(a, b)
+
+
+@needs_real_weights
+def test_real_weights_load_into_the_deploy_net(tmp_path):
+    net = googlenet.build(googlenet.googlenet_spec())
+    assert load_caffemodel(net, str(REAL_WEIGHTS), cache_dir=tmp_path) == []
+    blobs = read_caffemodel(str(REAL_WEIGHTS))
+    assert len(blobs) == 58
+    assert blobs["loss3/classifier"][0].shape == (1, 1, 1000, 1024)
+    W = net["loss3/classifier"].W.get_value()
+    np.testing.assert_array_equal(W, blobs["loss3/classifier"][0][0, 0].T)
