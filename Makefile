@@ -9,12 +9,16 @@ SHARED      ?= ../shared
 WEIGHTS     ?= weights/bvlc_googlenet.caffemodel
 BENCH_BATCH ?= 16
 
-.PHONY: install test bench weights clean-cache help
+LAYERS      ?= loss3/classifier,prob
+
+.PHONY: install test bench weights forward classify clean-cache help
 
 help:
 	@echo "make test        run the test suite (installs everything first)"
 	@echo "make weights     download BVLC GoogLeNet weights to $(WEIGHTS)"
-	@echo "make bench       print speed figures (img/s, compile times)"
+	@echo "make bench       print speed figures (img/s, compile times); TORCH=1 adds PyTorch's"
+	@echo "make forward     WEIGHTS=f.caffemodel BLOB=in.npy OUT=out.npz [LAYERS=a,b]"
+	@echo "make classify    WEIGHTS=f.caffemodel IMAGES='a.jpg b.png'"
 
 install: $(STAMP)
 
@@ -38,7 +42,16 @@ test: $(STAMP)
 	SHARED=$(SHARED) $(PY) -m pytest -q
 
 bench: $(STAMP)
+ifeq ($(TORCH),1)
+	$(PY) -m pip install -q torch==2.13.0 "setuptools<82"
+endif
 	SHARED=$(SHARED) $(PY) -m pipeline.bench --batch $(BENCH_BATCH)
+
+forward: $(STAMP)
+	$(PY) -m pipeline forward --weights $(WEIGHTS) --blob $(BLOB) --out $(OUT) --layers $(LAYERS)
+
+classify: $(STAMP)
+	$(PY) -m pipeline classify --weights $(WEIGHTS) $(IMAGES)
 
 weights: $(WEIGHTS)
 $(WEIGHTS): | $(STAMP)

@@ -72,7 +72,16 @@ class CaffePool2DLayer(Layer):
         k, s, p = self.kernel_size, self.stride, self.pad
         in_h, in_w = self.input_shape[2:]
         out_h, out_w = self.output_shape[2:]
-        # Bottom/right extent the last window reaches (never less than 0).
+        floor_sizes = tuple((n + 2 * p - k) // s + 1 for n in (in_h, in_w))
+        if self.pool == "MAX" and p == 0:
+            # Theano's partial border windows (ignore_border=False) are Caffe's ceil.
+            return pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=False,
+                                mode="max")
+        if self.pool == "MAX" and floor_sizes == (out_h, out_w):
+            # Theano clips max windows to the image: padding never wins, as in Caffe.
+            return pool.pool_2d(input, ws=(k, k), stride=(s, s), pad=(p, p),
+                                ignore_border=True, mode="max")
+        # Otherwise pad explicitly up to the bottom/right extent of the last window.
         extra_h = max(0, (out_h - 1) * s + k - in_h - p)
         extra_w = max(0, (out_w - 1) * s + k - in_w - p)
         if p or extra_h or extra_w:
