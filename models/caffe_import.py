@@ -28,6 +28,25 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
+def save_blobs(path, blobs, **extra):
+    """Write {layer: [arrays]} (and ``extra`` arrays) atomically to an .npz file,
+    one array per blob under ``layer#index``."""
+    arrays = {"%s#%d" % (name, i): a for name, layer_blobs in blobs.items()
+              for i, a in enumerate(layer_blobs)}
+    with atomic_path(str(path)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays, **extra)
+
+
+def load_blobs(npz):
+    """{layer: [arrays]} from an open .npz written by ``save_blobs``."""
+    keys = [k for k in npz.files if "#" in k]
+    blobs = {}
+    for key in sorted(keys, key=lambda k: int(k.rsplit("#", 1)[1])):
+        blobs.setdefault(key.rsplit("#", 1)[0], []).append(npz[key])
+    return blobs
+
+
 def read_caffemodel_cached(path, cache_dir=WEIGHTS_DIR / "cache"):
     """``read_caffemodel(path)`` through an .npz cache named after the file's SHA1."""
     if not os.path.isfile(path):
@@ -36,16 +55,10 @@ def read_caffemodel_cached(path, cache_dir=WEIGHTS_DIR / "cache"):
     cached = Path(cache_dir) / ("%s-%s.npz" % (Path(path).stem, digest[:16]))
     if cached.exists():
         with np.load(cached) as npz:
-            blobs = {}
-            for key in sorted(npz.files, key=lambda k: int(k.rsplit("#", 1)[1])):
-                blobs.setdefault(key.rsplit("#", 1)[0], []).append(npz[key])
-            return blobs
+            return load_blobs(npz)
     blobs = read_caffemodel(path)
     try:
-        with atomic_path(str(cached)) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **{"%s#%d" % (name, i): a
-                               for name, arrays in blobs.items() for i, a in enumerate(arrays)})
+        save_blobs(cached, blobs)
     except OSError as e:  # a read-only checkout still loads, only slower
         log.warning("could not cache converted weights in %s: %s", cache_dir, e)
     return blobs
@@ -84,6 +97,31 @@ def to_lasagne(path, layer, arrays):
     return W, b
 
 
+def set_blobs(net, blobs, source, skip=()):
+    """Set ``net``'s conv / dense parameters from Caffe-layout ``blobs``; returns
+    the layers left at their fillers (absent from ``blobs`` or in ``skip``)."""
+    fresh = []
+    for layer in param_layers(net):
+        if layer.name in skip or layer.name not in blobs:
+            fresh.append(layer.name)
+            continue
+        W, b = to_lasagne(source, layer, blobs[layer.name])
+        layer.W.set_value(W)
+        layer.b.set_value(b)
+    return fresh
+
+
+def get_blobs(net):
+    """{layer: [W, b]} of ``net`` in Caffe's layout (dense W transposed to (out, in))."""
+    blobs = {}
+    for layer in param_layers(net):
+        W = layer.W.get_value()
+        if not isinstance(layer, CaffeConv2DLayer):
+            W = np.ascontiguousarray(W.T)
+        blobs[layer.name] = [W, layer.b.get_value()]
+    return blobs
+
+
 def load_caffemodel(net, path, skip=(), cache_dir=WEIGHTS_DIR / "cache"):
     """Set the parameters of ``net`` from the .caffemodel at ``path``.
 
@@ -93,14 +131,7 @@ def load_caffemodel(net, path, skip=(), cache_dir=WEIGHTS_DIR / "cache"):
     left at their fillers.
     """
     blobs = read_caffemodel_cached(path, cache_dir)
-    fresh = []
-    for layer in param_layers(net):
-        if layer.name in skip or layer.name not in blobs:
-            fresh.append(layer.name)
-            continue
-        W, b = to_lasagne(path, layer, blobs[layer.name])
-        layer.W.set_value(W)
-        layer.b.set_value(b)
+    fresh = set_blobs(net, blobs, path, skip)
     if fresh:
         log.info("%s: %d layers initialised as Caffe would (xavier weights, constant "
                  "bias), not from the file: %s", path, len(fresh), ", ".join(fresh))

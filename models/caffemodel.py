@@ -185,6 +185,8 @@ def spec_to_prototxt(spec, name="GoogleNet", batch_size=1, input_shape=(3, 224, 
                     % (p["num_output"], p["pad"], p["kernel_size"], p["stride"]))
         elif l.type == "InnerProduct":
             body = "inner_product_param { num_output: %d } " % p["num_output"]
+        elif l.type == "Pooling" and not p["kernel_size"]:
+            body = "pooling_param { pool: %s global_pooling: true } " % p["pool"]
         elif l.type == "Pooling":
             body = ("pooling_param { pool: %s kernel_size: %d stride: %d pad: %d } "
                     % (p["pool"], p["kernel_size"], p["stride"], p["pad"]))

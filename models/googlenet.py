@@ -136,6 +136,46 @@ def googlenet_spec(num_classes=1000, aux_heads=False):
     return spec
 
 
+def mini_spec(num_classes=1000, aux_heads=False):
+    """A small GoogLeNet-shaped net (stem, one inception module, global pool,
+    ``loss3/classifier``) with BVLC's layer names, for fast tests and demos
+    on small inputs (e.g. 3 x 64 x 64). It has no auxiliary heads."""
+    return [
+        conv("conv1/7x7_s2", "data", 8, 7, stride=2, pad=3, relu="conv1/relu_7x7"),
+        pooling("pool1/3x3_s2", "conv1/7x7_s2", "MAX", 3, 2),
+        lrn("pool1/norm1", "pool1/3x3_s2"),
+        conv("conv2/3x3", "pool1/norm1", 16, 3, pad=1, relu="conv2/relu_3x3"),
+        pooling("pool2/3x3_s2", "conv2/3x3", "MAX", 3, 2),
+    ] + inception("inception_3a", "pool2/3x3_s2", 8, 8, 8, 4, 4, 4) + [
+        LayerSpec("pool5/7x7_s1", "Pooling", ("inception_3a/output",),
+                  dict(pool="AVE", kernel_size=0, stride=1, pad=0)),  # 0: global
+        dropout("pool5/drop_7x7_s1", "pool5/7x7_s1", 0.4),
+        inner_product("loss3/classifier", "pool5/drop_7x7_s1", num_classes, bias=0.0),
+        LayerSpec("prob", "Softmax", ("loss3/classifier",), {}),
+    ]
+
+
+NETWORKS = {"googlenet": googlenet_spec, "mini": mini_spec}
+
+
+def features_spec(spec, layer, num_classes):
+    """``spec`` cut after ``layer``, then a global AVE pool ``features/global_pool``
+    (kernel 0 = the whole blob), a new ``loss3/classifier`` and ``prob``: the
+    network of a linear classifier on that layer's activations."""
+    names = [l.name for l in spec]
+    if layer not in names:
+        raise KeyError("no layer %s in the network" % layer)
+    keep = spec[:names.index(layer) + 1]
+    # Aux heads are never needed below a feature layer.
+    keep = [l for l in keep if not l.name.startswith(("loss1/", "loss2/"))]
+    return keep + [
+        LayerSpec("features/global_pool", "Pooling", (layer,),
+                  dict(pool="AVE", kernel_size=0, stride=1, pad=0)),
+        inner_product("loss3/classifier", "features/global_pool", num_classes, bias=0.0),
+        LayerSpec("prob", "Softmax", ("loss3/classifier",), {}),
+    ]
+
+
 class CaffeXavier(lasagne.init.Initializer):
     """Caffe's ``xavier`` filler: U(-a, a), a = sqrt(3 / fan_in).
 
@@ -150,15 +190,15 @@ class CaffeXavier(lasagne.init.Initializer):
         return rng.uniform(-a, a, size=shape).astype("float32")
 
 
-def build(spec, input_var=None, batch_size=None):
+def build(spec, input_var=None, batch_size=None, input_shape=INPUT_SHAPE):
     """Lasagne layers for ``spec``, as an OrderedDict keyed by Caffe layer name.
 
-    The input layer is ``data`` (batch_size x 3 x 224 x 224). Parameters
+    The input layer is ``data`` (batch_size x ``input_shape``). Parameters
     start from Caffe's fillers (xavier weights, constant biases); use
     ``models.caffe_import.load_caffemodel`` to put trained weights in.
     """
     net = OrderedDict()
-    net["data"] = InputLayer((batch_size,) + INPUT_SHAPE, input_var=input_var, name="data")
+    net["data"] = InputLayer((batch_size,) + tuple(input_shape), input_var=input_var, name="data")
     for layer in spec:
         bottoms = [net[b] for b in layer.bottom]
         p = layer.params
@@ -173,7 +213,9 @@ def build(spec, input_var=None, batch_size=None):
                 b=lasagne.init.Constant(p["bias_filler"]),
                 nonlinearity=rectify if p["relu"] else None, name=layer.name)
         elif layer.type == "Pooling":
-            lasagne_layer = CaffePool2DLayer(bottoms[0], p["kernel_size"], p["stride"],
+            # kernel_size 0 means global pooling (Caffe's global_pooling: true)
+            kernel = p["kernel_size"] or bottoms[0].output_shape[2]
+            lasagne_layer = CaffePool2DLayer(bottoms[0], kernel, p["stride"],
                                              p["pad"], p["pool"], name=layer.name)
         elif layer.type == "LRN":
             lasagne_layer = CaffeLRNLayer(bottoms[0], p["local_size"], p["alpha"],

@@ -1,0 +1,78 @@
+"""Reading the preprocessed HDF5 store: splits, targets, batches in Caffe's convention."""
+import h5py
+import numpy as np
+
+from models.googlenet import to_caffe_input
+
+from .errors import InputError
+from .preprocess import SPLITS
+
+
+class Dataset(object):
+    """The usable (``ok``) images of one split of a preprocessed HDF5 file.
+
+    ``targets``: class per image, ``levels`` (0-4) or ``binary`` (level >=
+    ``threshold``, i.e. referable DR). Images are read lazily, in index order.
+    """
+
+    def __init__(self, path, split, target="binary", threshold=2):
+        try:
+            self.file = h5py.File(path, "r")
+        except OSError as e:
+            raise InputError("%s: cannot open the preprocessed data (%s)" % (path, e))
+        f = self.file
+        if split not in SPLITS:
+            raise ValueError("split must be one of %s" % (SPLITS,))
+        keep = f["ok"][:] & (f["split"][:] == SPLITS.index(split))
+        self.index = np.flatnonzero(keep)
+        self.levels = f["level"][:][self.index].astype(np.int64)
+        self.names = [n.decode() if isinstance(n, bytes) else n for n in f["name"][:][self.index]]
+        self.target, self.threshold = target, threshold
+        if target == "binary":
+            self.targets = (self.levels >= threshold).astype(np.int32)
+            self.num_classes = 2
+        elif target == "levels":
+            self.targets = self.levels.astype(np.int32)
+            self.num_classes = 5
+        else:
+            raise ValueError("target must be binary or levels, not %r" % target)
+        self.image_size = f["images"].shape[1]
+
+    def __len__(self):
+        return len(self.index)
+
+    def images(self, positions):
+        """uint8 N x S x S x 3 RGB images at ``positions`` (indices into this split)."""
+        rows = self.index[np.asarray(positions)]
+        unique, inverse = np.unique(rows, return_inverse=True)  # h5py wants increasing indices
+        return self.file["images"][unique][inverse]
+
+    def batch(self, positions, crop, rotations=None):
+        """Caffe input (N x 3 x crop x crop, BGR minus mean) of a centre ``crop``,
+        each image rotated by ``rotations[i]`` quarter turns (counter-clockwise)."""
+        images = self.images(positions)
+        off = (images.shape[1] - crop) // 2
+        images = images[:, off:off + crop, off:off + crop]
+        if rotations is not None:
+            images = np.stack([np.rot90(im, k) for im, k in zip(images, rotations)])
+        return to_caffe_input(images)
+
+    def close(self):
+        self.file.close()
+
+
+def balanced_positions(targets, n, rng):
+    """``n`` positions drawn class-balanced: a class uniformly, then an image of it."""
+    classes = np.unique(targets)
+    by_class = {c: np.flatnonzero(targets == c) for c in classes}
+    chosen = rng.choice(classes, size=n)
+    return np.array([rng.choice(by_class[c]) for c in chosen])
+
+
+def class_weights(targets, num_classes):
+    """Loss weights that balance the classes: N / (K * count), mean 1 over the data."""
+    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = len(targets) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
