@@ -10,10 +10,28 @@ WEIGHTS     ?= weights/bvlc_googlenet.caffemodel
 BENCH_BATCH ?= 16
 
 LAYERS      ?= loss3/classifier,prob
+DATA        ?= data/raw
+SCENARIO    ?= 4
+RUNS        ?= runs
+TTA         ?= 1
 
-.PHONY: install test bench weights forward classify clean-cache help
+DATASET     := data/processed/$(notdir $(abspath $(DATA))).h5
+LABELS      := $(firstword $(wildcard $(DATA)/labels.csv $(DATA)/trainLabels.csv) $(DATA)/trainLabels.csv)
+RUN         := $(RUNS)/$(SCENARIO)-latest
+# Scratch starts from random weights: it needs no download.
+NEEDS_WEIGHTS := $(if $(filter scratch,$(SCENARIO)),,$(WEIGHTS))
+OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epochs=$(EPOCHS)) \
+               $(foreach s,$(SET),--set $(s))
+TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
+
+.PHONY: install test bench weights forward classify clean-cache help \
+        download preprocess train evaluate report reproduce demo
 
 help:
+	@echo "make demo        offline: generated fundus images -> scenario 1 -> report (minutes)"
+	@echo "make reproduce   download -> preprocess -> train -> evaluate -> report"
+	@echo "                 DATA=dir WEIGHTS=file.caffemodel SCENARIO=1|2|3|4|scratch"
+	@echo "make train SCENARIO=4 [LR=0.0005 EPOCHS=20 SET='key=value ...']"
 	@echo "make test        run the test suite (installs everything first)"
 	@echo "make weights     download BVLC GoogLeNet weights to $(WEIGHTS)"
 	@echo "make bench       print speed figures (img/s, compile times); TORCH=1 adds PyTorch's"
@@ -59,3 +77,40 @@ $(WEIGHTS): | $(STAMP)
 
 clean-cache:
 	rm -rf weights/cache
+
+# ---- the chain: each step is skipped when its output is newer than its inputs
+download: $(LABELS)
+$(DATA)/trainLabels.csv: | $(STAMP)
+	$(PY) -m pipeline download --out $(DATA)
+
+preprocess: $(DATASET)
+$(DATASET): $(LABELS) | $(STAMP)
+	$(PY) -m pipeline preprocess --data $(DATA) --out $@
+
+# `make train` always runs the trainer: it resumes an unfinished run of the same
+# config, else starts a new one. `make reproduce` trains only when out of date.
+train: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline train --scenario $(SCENARIO) --data $(DATASET) --weights $(WEIGHTS) \
+	  --runs $(RUNS) $(OVERRIDES)
+
+$(RUN)/DONE: $(DATASET) scenarios/$(SCENARIO).toml $(NEEDS_WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline train --scenario $(SCENARIO) --data $(DATASET) --weights $(WEIGHTS) \
+	  --runs $(RUNS) $(OVERRIDES)
+
+evaluate: $(RUN)/evaluation.json
+$(RUN)/evaluation.json: $(RUN)/DONE $(DATASET)
+	$(PY) -m pipeline evaluate --run $(RUN) --data $(DATASET) $(TTA_FLAG)
+
+report: $(RUN)/report.html
+$(RUN)/report.html: $(RUN)/evaluation.json
+	$(PY) -m pipeline report --run $(RUN)
+
+reproduce: $(RUN)/report.html
+	@echo "report: $(RUN)/report.html"
+
+# ---- offline demo: generated images, scenario 1, BVLC weights if present
+DEMO_WEIGHTS := $(wildcard $(WEIGHTS))
+demo: | $(STAMP)
+	test -f data/demo/labels.csv || $(PY) -m pipeline synthetic --out data/demo --patients 60
+	$(MAKE) --no-print-directory reproduce DATA=data/demo SCENARIO=1 RUNS=runs/demo \
+	  WEIGHTS=$(or $(DEMO_WEIGHTS),none) NEEDS_WEIGHTS=$(DEMO_WEIGHTS) SET="$(if $(DEMO_WEIGHTS),,init=random) $(SET)"

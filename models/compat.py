@@ -17,6 +17,7 @@ import ctypes.util
 import os
 import sys
 import types
+import warnings
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("DRT_CACHE", Path.home() / ".cache" / "dr-transfer"))
@@ -99,6 +100,8 @@ def version_empty_props_ops():
 
 
 def install():
+    # Lasagne 0.1 imports pkg_resources, which setuptools warns about on every run.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     set_theano_flags()
     register_downsample_alias()
     version_empty_props_ops()

@@ -35,6 +35,49 @@ def cmd_download_weights(args):
     return 0
 
 
+def cmd_download(args):
+    from .download import download_kaggle
+    print(download_kaggle(args.out))
+    return 0
+
+
+def cmd_preprocess(args):
+    from .preprocess import preprocess
+    preprocess(args.data, args.out, size=args.size, lcn=args.lcn, seed=args.seed,
+               workers=args.workers)
+    return 0
+
+
+def cmd_synthetic(args):
+    from .synthetic import make_dataset
+    rows = make_dataset(args.out, patients=args.patients, width=args.width, height=args.height,
+                        seed=args.seed)
+    print("%s: %d generated images" % (args.out, len(rows)))
+    return 0
+
+
+def cmd_train(args):
+    from .train import load_scenario, train
+    config = load_scenario(args.scenario, args.set)
+    run_dir = train(config, args.data, args.weights, args.runs)
+    if run_dir is None:
+        return 130
+    print(run_dir)
+    return 0
+
+
+def cmd_evaluate(args):
+    from .evaluate import evaluate
+    evaluate(args.run, args.data, tta=args.tta)
+    return 0
+
+
+def cmd_report(args):
+    from .report import write_report
+    print(write_report(args.run))
+    return 0
+
+
 def parser():
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -46,18 +89,58 @@ def parser():
     f.add_argument("--out", required=True, help=".npz, one array per blob")
     f.add_argument("--layers", default="loss3/classifier,prob",
                    help="comma-separated Caffe layer/blob names")
-    f.set_defaults(run=cmd_forward)
+    f.set_defaults(func=cmd_forward)
 
     c = sub.add_parser("classify", help="top-5 ImageNet classes with Caffe's preprocessing")
     c.add_argument("--weights", required=True)
     c.add_argument("--synsets", help="synset_words.txt (default: beside the weights)")
     c.add_argument("--top", type=int, default=5)
     c.add_argument("images", nargs="+")
-    c.set_defaults(run=cmd_classify)
+    c.set_defaults(func=cmd_classify)
 
     w = sub.add_parser("download-weights", help="fetch bvlc_googlenet.caffemodel")
     w.add_argument("--out", default="weights/bvlc_googlenet.caffemodel")
-    w.set_defaults(run=cmd_download_weights)
+    w.set_defaults(func=cmd_download_weights)
+
+    d = sub.add_parser("download", help="fetch the Kaggle 2015 DR training set")
+    d.add_argument("--out", default="data/raw")
+    d.set_defaults(func=cmd_download)
+
+    pp = sub.add_parser("preprocess", help="images + labels -> HDF5 (crop, resize, split)")
+    pp.add_argument("--data", required=True, help="dir with images and labels.csv/trainLabels.csv")
+    pp.add_argument("--out", required=True, help="the .h5 file to write")
+    pp.add_argument("--size", type=int, default=256)
+    pp.add_argument("--lcn", action="store_true", help="local contrast normalisation")
+    pp.add_argument("--seed", type=int, default=0, help="seed of the patient split")
+    pp.add_argument("--workers", type=int, default=None)
+    pp.set_defaults(func=cmd_preprocess)
+
+    g = sub.add_parser("synthetic", help="generate a fundus-like dataset (offline demo)")
+    g.add_argument("--out", required=True)
+    g.add_argument("--patients", type=int, default=60)
+    g.add_argument("--width", type=int, default=768)
+    g.add_argument("--height", type=int, default=512)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_synthetic)
+
+    t = sub.add_parser("train", help="train a scenario (scenarios/*.toml)")
+    t.add_argument("--scenario", default="4")
+    t.add_argument("--data", required=True, help="preprocessed .h5")
+    t.add_argument("--weights", help=".caffemodel with the pre-trained weights")
+    t.add_argument("--runs", default="runs")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. epochs=20 or solver.base_lr=0.001")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="test-split metrics and plots of a run")
+    e.add_argument("--run", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--tta", action="store_true", help="average the four rotations")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("report", help="HTML + Markdown report of an evaluated run")
+    r.add_argument("--run", required=True)
+    r.set_defaults(func=cmd_report)
     return p
 
 
@@ -65,7 +148,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return args.run(args)
+        return args.func(args)
     except (InputError, CaffeModelError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
