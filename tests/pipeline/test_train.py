@@ -1,0 +1,183 @@
+"""The training engine on a small GoogLeNet-shaped net and generated fundus images:
+resume after kill -9 and after SIGTERM, bit-identical reruns, the features path,
+and the exported caffemodel read back by OpenCV."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from models.caffe_import import load_blobs
+from models import googlenet
+from models.model_io import load_model
+from pipeline import dataset
+from pipeline.errors import InputError
+from pipeline.preprocess import preprocess
+from pipeline.synthetic import make_dataset
+from pipeline.train import fit_linear, load_scenario, train
+from tests.conftest import ROOT, opencv_forward
+
+MINI = ["network=mini", "crop=64", "init=random", "epochs=4", "batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def data_h5(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train_data")
+    make_dataset(str(d / "raw"), patients=24, width=300, height=200, seed=5)
+    preprocess(str(d / "raw"), str(d / "data.h5"), size=72, progress=False)
+    return str(d / "data.h5")
+
+
+def model_arrays(run_dir):
+    with np.load(os.path.join(run_dir, "model.npz")) as npz:
+        return load_blobs(npz)
+
+
+def assert_same_model(a, b):
+    a, b = model_arrays(a), model_arrays(b)
+    assert list(a) == list(b)
+    for name in a:
+        for x, y in zip(a[name], b[name]):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def reference_run(data_h5, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs_ref")
+    return train(load_scenario("4", MINI), data_h5, runs_root=str(runs), progress=False)
+
+
+def test_run_directory_has_everything(reference_run):
+    names = set(os.listdir(reference_run))
+    assert {"config.json", "environment.json", "metrics.csv", "checkpoint.npz", "model.npz",
+            "model.caffemodel", "deploy.prototxt", "learning_curves.png", "DONE"} <= names
+    env = json.loads((reference_run / "environment.json").read_text())
+    assert env["seed"] == 0 and env["theano"] and len(env["data_sha1"]) == 40
+    rows = (reference_run / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,iteration,lr") and len(rows) == 5
+    assert (reference_run.parent / "4-latest").resolve() == reference_run.resolve()
+
+
+def test_same_seed_gives_bit_identical_weights(data_h5, reference_run, tmp_path):
+    again = train(load_scenario("4", MINI), data_h5, runs_root=str(tmp_path), progress=False)
+    assert_same_model(reference_run, again)
+
+
+def test_frozen_layers_stay_at_their_initial_values(data_h5, reference_run, tmp_path):
+    zero_lr = train(load_scenario("4", MINI + ["solver.base_lr=0.0"]), data_h5,
+                    runs_root=str(tmp_path), progress=False)
+    trained, init = model_arrays(reference_run), model_arrays(zero_lr)
+    for name in ("conv1/7x7_s2", "conv2/3x3"):  # frozen in scenario 4
+        np.testing.assert_array_equal(trained[name][0], init[name][0])
+    assert not np.array_equal(trained["inception_3a/1x1"][0], init["inception_3a/1x1"][0])
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import pipeline.dataset as d
+original, calls = d.Dataset.batch, [0]
+def batch(self, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, *args, **kwargs)
+d.Dataset.batch = batch
+from pipeline.cli import main
+main(sys.argv[2:])
+"""
+
+
+def batches_per_epoch(data_h5):
+    """Dataset.batch calls per epoch: the training batches, then validation's."""
+    train_n = len(dataset.Dataset(data_h5, "train"))
+    val_n = len(dataset.Dataset(data_h5, "val"))
+    return -(-train_n // 8) + -(-val_n // 32)
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(data_h5, reference_run, tmp_path):
+    kill_at = 2 * batches_per_epoch(data_h5) + 2  # the second batch of epoch 3
+    args = ["train", "--scenario", "4", "--data", data_h5, "--runs", str(tmp_path)]
+    args += [a for item in MINI for a in ("--set", item)]
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(kill_at)] + args, cwd=str(ROOT),
+                          capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.name.startswith("4-2")]
+    assert not (run_dir / "DONE").exists()
+    with np.load(run_dir / "checkpoint.npz") as ck:
+        assert int(ck["epoch"]) == 2
+    resumed = train(load_scenario("4", MINI), data_h5, runs_root=str(tmp_path), progress=False)
+    assert resumed == run_dir
+    assert_same_model(reference_run, resumed)
+
+
+def test_sigterm_checkpoints_mid_epoch_and_resumes_exactly(data_h5, reference_run, tmp_path,
+                                                           monkeypatch):
+    original, calls = dataset.Dataset.batch, [0]
+    term_at = batches_per_epoch(data_h5) + 2
+
+    def batch(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == term_at:  # epoch 2, second batch
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(dataset.Dataset, "batch", batch)
+    config = load_scenario("4", MINI)
+    assert train(config, data_h5, runs_root=str(tmp_path), progress=False) is None
+    monkeypatch.undo()
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.name.startswith("4-2")]
+    with np.load(run_dir / "checkpoint.npz") as ck:
+        assert (int(ck["epoch"]), int(ck["it_in_epoch"])) == (1, 2)
+    assert_same_model(reference_run, train(config, data_h5, runs_root=str(tmp_path),
+                                           progress=False))
+
+
+def test_exported_caffemodel_round_trips_through_opencv(reference_run):
+    spec, input_shape, net = load_model(str(reference_run / "model.npz"))
+    data = np.random.RandomState(3).normal(0, 50, (2,) + input_shape).astype(np.float32)
+    ours = googlenet.compile_forward(net, ["loss3/classifier", "prob"])(data)
+    ref = opencv_forward(reference_run / "deploy.prototxt", reference_run / "model.caffemodel",
+                         data, ["loss3/classifier", "prob"], spec)
+    np.testing.assert_allclose(ours[1], ref["prob"], atol=1e-5)
+    scale = np.abs(ref["loss3/classifier"]).max()
+    assert np.abs(ours[0] - ref["loss3/classifier"]).max() <= 1e-5 * scale
+
+
+def test_features_scenario_runs_end_to_end(data_h5, tmp_path):
+    run = train(load_scenario("3", ["network=mini", "crop=64", "init=random",
+                                    "feature_layer=inception_3a/output"]),
+                data_h5, runs_root=str(tmp_path), progress=False)
+    assert (run / "DONE").exists()
+    spec, _, net = load_model(str(run / "model.npz"))
+    assert spec[-3].name == "features/global_pool" and net["loss3/classifier"].num_units == 2
+
+
+def test_logistic_and_theano_classifiers_agree():
+    rng = np.random.RandomState(0)
+    centres = rng.normal(0, 1, (2, 40))
+    y = rng.randint(0, 2, 600)
+    X = (centres[y] + rng.normal(0, 2.5, (600, 40))).astype(np.float32) * 30 + 5
+    base = {"balance": "loss_weights", "seed": 0, "C": 1.0, "epochs": 20, "batch_size": 32,
+            "solver": {"base_lr": 0.01, "lr_policy": "fixed", "momentum": 0.9,
+                       "weight_decay": 0.0005}}
+    scores = {}
+    for clf in ("logistic", "theano"):
+        W, b = fit_linear(dict(base, classifier=clf), X[:400], y[:400], 2)
+        scores[clf] = ((X[400:] @ W.T + b).argmax(axis=1) == y[400:]).mean()
+    assert min(scores.values()) > 0.8, scores
+    assert abs(scores["logistic"] - scores["theano"]) < 0.05, scores
+
+
+def test_scenario_files_and_overrides():
+    for name in ("1", "2", "3", "4", "scratch"):
+        config = load_scenario(name)
+        assert config["method"] in ("features", "finetune")
+    assert load_scenario("4")["freeze"] == ["conv1/", "conv2/"]
+    assert load_scenario("scratch")["init"] == "random"
+    config = load_scenario("4", ["solver.base_lr=0.001", "epochs=20", "freeze=[]"])
+    assert config["solver"]["base_lr"] == 0.001 and config["epochs"] == 20 and config["freeze"] == []
+    with pytest.raises(InputError, match="no such scenario"):
+        load_scenario("7")
