@@ -1,12 +1,15 @@
 """``make bench``: speed figures, one ``key=value`` per line.
 
-infer_img_s: deploy GoogLeNet forward, test mode. train_img_s: one SGD step with
-momentum of the full net with aux heads (loss3 + 0.3 (loss1 + loss2)).
-*_compile_s: Theano compile time of each function. With PyTorch installed
+preprocess_img_s: generated Kaggle-sized JPEGs through the preprocessing, all
+cores. infer_img_s: GoogLeNet forward, test mode; features_img_s: up to
+pool5/7x7_s1. train_img_s: one Caffe SGD step (momentum, weight decay) of the
+full net with aux heads (loss3 + 0.3 (loss1 + loss2)); finetune_img_s: the same
+with conv1/conv2 frozen (scenario 4). *_compile_s: Theano compile time of each. With PyTorch installed
 (``pip install torch==2.13.0``, CPU build), the same network built from the same
 spec is timed as torch_infer_img_s / torch_train_img_s for comparison.
 """
 import argparse
+import os
 import time
 
 import numpy as np
@@ -29,26 +32,57 @@ def timed(fn, repeats):
 
 
 def bench_theano(batch, repeats):
+    from .train import compile_training
     rng = np.random.RandomState(0)
     x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
     y = rng.randint(0, 1000, batch).astype(np.int32)
+    w = np.ones(batch, np.float32)
     net = googlenet.build(googlenet.googlenet_spec(aux_heads=True))
     start = time.perf_counter()
     infer = googlenet.compile_forward(net, ["prob"])
     print("infer_compile_s=%.1f" % (time.perf_counter() - start), flush=True)
     print("infer_img_s=%.2f" % (batch / timed(lambda: infer(x), repeats)), flush=True)
-
-    labels = T.ivector("labels")
+    features = googlenet.compile_forward(net, ["pool5/7x7_s1"])
+    print("features_img_s=%.2f  # pool5/7x7_s1, scenario 1's extraction"
+          % (batch / timed(lambda: features(x), repeats)), flush=True)
     heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
-    logits = lasagne.layers.get_output([net[h] for h in heads])
-    losses = [T.nnet.categorical_crossentropy(T.nnet.softmax(z), labels).mean() for z in logits]
-    loss = losses[0] + 0.3 * (losses[1] + losses[2])
-    params = lasagne.layers.get_all_params([net[h] for h in heads], trainable=True)
-    updates = lasagne.updates.momentum(loss, params, learning_rate=1e-4, momentum=0.9)
-    start = time.perf_counter()
-    train = theano.function([net["data"].input_var, labels], loss, updates=updates)
-    print("train_compile_s=%.1f" % (time.perf_counter() - start), flush=True)
-    print("train_img_s=%.2f" % (batch / timed(lambda: train(x, y), repeats)), flush=True)
+    solver = {"solver": {"base_lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4}}
+    for key, freeze in (("train", []), ("finetune", ["conv1/", "conv2/"])):
+        start = time.perf_counter()
+        step, _, _, _ = compile_training(net, heads, dict(solver, freeze=freeze))
+        print("%s_compile_s=%.1f" % (key, time.perf_counter() - start), flush=True)
+        print("%s_img_s=%.2f  # Caffe SGD step, aux heads on%s" % (
+            key, batch / timed(lambda: step(x, y, w), repeats),
+            ", conv1/conv2 frozen (scenario 4)" if freeze else ""), flush=True)
+
+
+def bench_preprocess(count=48):
+    """Kaggle-sized (3888 x 2592) generated JPEGs through ``preprocess``, all cores."""
+    import shutil
+    import tempfile
+    from .preprocess import preprocess
+    from .synthetic import fundus_image
+    tmp = tempfile.mkdtemp(prefix="drt-bench-")
+    try:
+        os.makedirs(os.path.join(tmp, "images"))
+        sources = []
+        for level in range(4):  # a few distinct images, copied under Kaggle names
+            path = os.path.join(tmp, "src%d.jpeg" % level)
+            fundus_image(level, 3888, 2592, seed=level).save(path, quality=90)
+            sources.append(path)
+        with open(os.path.join(tmp, "labels.csv"), "w") as f:
+            f.write("image,level\n")
+            for i in range(count):
+                name = "%d_%s" % (i // 2 + 1, ("left", "right")[i % 2])
+                shutil.copy(sources[i % 4], os.path.join(tmp, "images", name + ".jpeg"))
+                f.write("%s,%d\n" % (name, i % 4))
+        start = time.perf_counter()
+        preprocess(tmp, os.path.join(tmp, "out.h5"), progress=False)
+        seconds = time.perf_counter() - start
+        print("preprocess_img_s=%.1f  # 3888x2592 JPEG -> 256x256, %d workers"
+              % (count / seconds, os.cpu_count()), flush=True)
+    finally:
+        shutil.rmtree(tmp)
 
 
 def bench_torch(batch, repeats):
@@ -89,6 +123,7 @@ def main(argv=None):
     print("batch=%d floatX=%s blas=%s openmp=%s" % (args.batch, theano.config.floatX,
                                                   theano.config.blas.ldflags or "none",
                                                   theano.config.openmp))
+    bench_preprocess()
     bench_theano(args.batch, args.repeats)
     bench_torch(args.batch, args.repeats)
 

@@ -76,3 +76,24 @@ def test_offline_says_where_to_put_the_file(tmp_path):
         download("http://127.0.0.1:%d/x" % port, str(out), SHA1, timeout=5)
     msg = str(e.value)
     assert "put it at %s" % out in msg and SHA1 in msg and "\n" not in msg
+
+
+def test_kaggle_without_credentials_says_how_to_place_files(tmp_path, monkeypatch):
+    from pipeline.download import download_kaggle
+    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(InputError) as e:
+        download_kaggle(str(tmp_path / "raw"))
+    msg = str(e.value)
+    assert "no Kaggle credentials" in msg and "raw/train/*.jpeg" in msg
+    assert "trainLabels.csv" in msg and "\n" not in msg
+
+
+def test_kaggle_layout_already_there_is_kept(tmp_path, monkeypatch):
+    from pipeline.download import download_kaggle
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "10_left.jpeg").write_bytes(b"x")
+    (tmp_path / "trainLabels.csv").write_text("image,level\n10_left,0\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "nohome"))
+    assert download_kaggle(str(tmp_path)) == str(tmp_path)
