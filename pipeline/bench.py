@@ -14,9 +14,7 @@ import time
 
 import numpy as np
 import theano
-import theano.tensor as T
 
-import lasagne
 from models import googlenet
 
 

@@ -110,7 +110,7 @@ def test_corrupt_images_are_reported_skipped_and_counted(tmp_path, synthetic_dir
 
 
 def test_interrupted_run_resumes_to_the_same_file(tmp_path, synthetic_dir, monkeypatch):
-    ref = pp.preprocess(str(synthetic_dir), str(tmp_path / "ref.h5"), size=64, progress=False)
+    pp.preprocess(str(synthetic_dir), str(tmp_path / "ref.h5"), size=64, progress=False)
 
     class Interrupt(pp.tqdm):  # the progress bar is told of each stored image
         stored = 0
