@@ -39,11 +39,23 @@ def _load(run_dir, name):
 
 
 def data_counts(data_path):
+    """(counts per split and level, failed images, source directory) of the HDF5 store."""
     try:
         with h5py.File(data_path, "r") as f:
-            return json.loads(f.attrs["counts"]), json.loads(f.attrs["failed"])
+            return (json.loads(f.attrs["counts"]), json.loads(f.attrs["failed"]),
+                    f.attrs.get("source"))
     except (OSError, KeyError):
-        return None, None
+        return None, None, None
+
+
+def sibling_results(run_dir):
+    """[(scenario, evaluation)] of the other ``*-latest`` runs beside ``run_dir``."""
+    out = []
+    for link in sorted(run_dir.parent.glob("*-latest")):
+        path = link / "evaluation.json"
+        if path.exists() and link.resolve() != run_dir:
+            out.append((link.name[:-len("-latest")], json.loads(path.read_text())))
+    return out
 
 
 def write_report(run_dir):
@@ -51,7 +63,12 @@ def write_report(run_dir):
     run_dir = Path(run_dir).resolve()
     config, env = _load(run_dir, "config.json"), _load(run_dir, "environment.json")
     evaluation = _load(run_dir, "evaluation.json")
-    counts, failed = data_counts(env["data"])
+    counts, failed, source = data_counts(env["data"])
+    seconds = 0.0
+    if (run_dir / "metrics.csv").exists():
+        import csv
+        with open(run_dir / "metrics.csv") as f:
+            seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
     scenario = config["scenario"]
     init = config.get("init", "pretrained")
     weights_line = ("%s (SHA1 %s)" % (env["weights"], env["weights_sha1"]) if "weights" in env
@@ -64,8 +81,18 @@ def write_report(run_dir):
           "", "| " + " | ".join(METRICS) + " |", "|" + "---|" * len(METRICS),
           "| " + " | ".join("%.3f" % evaluation[m] for m in METRICS) + " |", "",
           "Confusion matrix (rows true, columns predicted): `%s`" % evaluation["confusion"], "",
-          "## Inputs", "", "- initialisation: %s" % init, "- weights: %s" % weights_line,
-          "- data: %s (SHA1 %s)" % (env["data"], env["data_sha1"]), "- seed: %s" % env["seed"]]
+          "Training time: %.0f s on %s CPUs." % (seconds, env.get("cpus")), ""]
+    others = sibling_results(run_dir)
+    if others:
+        md += ["Other scenarios evaluated beside this run (same metrics):", "",
+               "| scenario | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+        md += ["| %s | %s |" % (name, " | ".join("%.3f" % e[m] for m in METRICS))
+               for name, e in others]
+        md += [""]
+    md += ["## Inputs", "", "- initialisation: %s" % init, "- weights: %s" % weights_line,
+           "- data: %s (SHA1 %s)" % (env["data"], env["data_sha1"]), "- seed: %s" % env["seed"]]
+    if source and (Path(source) / "SOURCE.md").exists():
+        md += ["- images from %s: licence and credit in its SOURCE.md" % source]
     if counts:
         md += ["", "Images per split and level (0-4):", "", "| split | 0 | 1 | 2 | 3 | 4 | total |",
                "|---|---|---|---|---|---|---|"]
