@@ -11,7 +11,7 @@ from models.model_io import load_model
 from .dataset import Dataset
 from .errors import InputError
 from .metrics import roc_points, screening_metrics
-from .plots import plot_confusion, plot_learning_curves, plot_roc
+from .plots import plot_confusion, plot_roc
 from .train import predict
 
 
@@ -36,12 +36,6 @@ def evaluate(run_dir, data_path, split="test", tta=False):
     plot_roc(fpr, tpr, metrics["auc"], str(run_dir / "roc.png"), "(%s split)" % split)
     labels = ["no", "referable"] if target == "binary" else [str(i) for i in range(5)]
     plot_confusion(metrics["confusion"], labels, str(run_dir / "confusion.png"), "(%s)" % split)
-    if (run_dir / "metrics.csv").exists():
-        import csv
-        with open(run_dir / "metrics.csv") as f:
-            rows = list(csv.DictReader(f))
-        if rows:
-            plot_learning_curves(rows, str(run_dir / "learning_curves.png"), config["scenario"])
     with atomic_path(str(run_dir / "test_predictions.npz")) as tmp, open(tmp, "wb") as f:
         np.savez(f, probs=probs, levels=data.levels, names=np.array(data.names))
     atomic_write_bytes(run_dir / "evaluation.json", json.dumps(metrics, indent=2).encode())
