@@ -89,13 +89,13 @@ $(DATASET): $(LABELS) | $(STAMP)
 
 # `make train` always runs the trainer: it resumes an unfinished run of the same
 # config, else starts a new one. `make reproduce` trains only when out of date.
+TRAIN_CMD = $(PY) -m pipeline train --scenario $(SCENARIO) --data $(DATASET) \
+            --weights $(WEIGHTS) --runs $(RUNS) $(OVERRIDES)
 train: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
-	$(PY) -m pipeline train --scenario $(SCENARIO) --data $(DATASET) --weights $(WEIGHTS) \
-	  --runs $(RUNS) $(OVERRIDES)
+	$(TRAIN_CMD)
 
 $(RUN)/DONE: $(DATASET) scenarios/$(SCENARIO).toml $(NEEDS_WEIGHTS) | $(STAMP)
-	$(PY) -m pipeline train --scenario $(SCENARIO) --data $(DATASET) --weights $(WEIGHTS) \
-	  --runs $(RUNS) $(OVERRIDES)
+	$(TRAIN_CMD)
 
 evaluate: $(RUN)/evaluation.json
 $(RUN)/evaluation.json: $(RUN)/DONE $(DATASET)

@@ -2,7 +2,7 @@
 
 ``model.npz`` holds ``spec`` (JSON), ``input_shape`` and one array per blob
 (``layer#0`` weights, ``layer#1`` bias, as in a .caffemodel). ``export_caffe``
-writes it as a V2 .caffemodel plus deploy.prototxt.
+writes a net as a V2 .caffemodel plus deploy.prototxt.
 """
 import json
 import os
@@ -40,9 +40,8 @@ def load_model(path, input_var=None):
     return spec, input_shape, net
 
 
-def export_caffe(model_path, out_dir):
-    """``out_dir/model.caffemodel`` (V2) and ``out_dir/deploy.prototxt`` of a model."""
-    spec, input_shape, net = load_model(model_path)
+def export_caffe(spec, net, input_shape, out_dir):
+    """``out_dir/model.caffemodel`` (V2) and ``out_dir/deploy.prototxt`` of a built net."""
     types = {l.name: l.type for l in spec}
     blobs = get_blobs(net)
     os.makedirs(out_dir, exist_ok=True)

@@ -138,7 +138,7 @@ def finish(run_dir, config, spec, net, input_shape, rows):
     """model.npz, the Caffe export, the learning curves, DONE, and the -latest link."""
     from .plots import plot_learning_curves
     save_model(str(run_dir / "model.npz"), spec, net, input_shape)
-    export_caffe(str(run_dir / "model.npz"), str(run_dir))
+    export_caffe(spec, net, input_shape, str(run_dir))
     write_metrics(run_dir, rows)
     plot_learning_curves(rows, str(run_dir / "learning_curves.png"), config["scenario"])
     atomic_write_bytes(run_dir / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n").encode())
@@ -317,10 +317,12 @@ def finetune(config, data_path, weights, run_dir, progress=True):
 
 # -------------------------------------------------------------------- features
 
-def extract_features(config, data_path, weights, spec, input_shape, net, cache_dir):
-    """Globally pooled ``feature_layer`` activations of every split, cached in HDF5."""
-    key = "%s-%s-%s-%s-%d" % (Path(data_path).stem, sha1_of(data_path)[:10],
-                              sha1_of(weights)[:10] if config.get("init") == "pretrained" else "random",
+def extract_features(config, env, spec, input_shape, net, cache_dir):
+    """Globally pooled ``feature_layer`` activations of every split, cached in HDF5
+    under a name made of the data's and weights' checksums (from ``env``)."""
+    data_path = env["data"]
+    key = "%s-%s-%s-%s-%d" % (Path(data_path).stem, env["data_sha1"][:10],
+                              env.get("weights_sha1", "random")[:10],
                               config["feature_layer"].replace("/", "_"), config.get("seed", 0))
     path = Path(cache_dir) / (key + ".h5")
     if not path.exists():
@@ -386,8 +388,14 @@ def fit_linear(config, X, y, num_classes, Xval=None, yval=None):
     return W.astype(np.float32), b.astype(np.float32)
 
 
-def train_features(config, data_path, weights, run_dir, cache_dir):
+def softmax_rows(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def train_features(config, env, weights, run_dir, cache_dir):
     start = time.time()
+    data_path = env["data"]
     lasagne.random.set_rng(np.random.RandomState(config.get("seed", 0)))
     train = Dataset(data_path, "train", config["target"], config.get("threshold", 2))
     val = Dataset(data_path, "val", config["target"], config.get("threshold", 2))
@@ -400,20 +408,17 @@ def train_features(config, data_path, weights, run_dir, cache_dir):
         if not weights:
             raise InputError("scenario %s needs pre-trained weights (WEIGHTS=...)" % config["scenario"])
         load_caffemodel(net, weights, skip=["loss3/classifier"])
-    feats, path = extract_features(config, data_path, weights, spec, input_shape, net, cache_dir)
+    feats, path = extract_features(config, env, spec, input_shape, net, cache_dir)
     print("train: features %s from %s" % (feats["train"].shape, path))
     W, b = fit_linear(config, feats["train"], train.targets, train.num_classes)
     net["loss3/classifier"].W.set_value(np.ascontiguousarray(W.T))
     net["loss3/classifier"].b.set_value(b)
-    logits = feats["val"] @ W.T + b
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    train_logits = feats["train"] @ W.T + b
+    train_probs = softmax_rows(feats["train"] @ W.T + b)
+    picked = train_probs[np.arange(len(train)), train.targets]
     row = {"epoch": 1, "iteration": 1, "lr": 0.0,
-           "train_loss": float(-np.mean(train_logits[np.arange(len(train)), train.targets]
-                                        - np.log(np.exp(train_logits).sum(axis=1)))),
-           "train_accuracy": float((train_logits.argmax(axis=1) == train.targets).mean())}
-    row.update(validation_row(probs, val, config))
+           "train_loss": float(-np.mean(np.log(np.clip(picked, 1e-12, None)))),
+           "train_accuracy": float((train_probs.argmax(axis=1) == train.targets).mean())}
+    row.update(validation_row(softmax_rows(feats["val"] @ W.T + b), val, config))
     row["seconds"] = round(time.time() - start, 1)
     print("train: %s" % ", ".join("%s=%.4g" % (k, v) for k, v in row.items()))
     finish(run_dir, config, spec, net, input_shape, [row])
@@ -429,12 +434,13 @@ def train(config, data_path, weights=None, runs_root="runs", progress=True):
         raise InputError("%s: weights file not found (make weights, or WEIGHTS=...)" % weights)
     run_dir = find_or_make_run_dir(config, runs_root)
     env_path = run_dir / "environment.json"
-    if not env_path.exists():
-        atomic_write_bytes(env_path, json.dumps(environment(config, data_path, weights),
-                                                indent=2).encode())
+    if env_path.exists():  # a resumed run keeps what it started with
+        env = json.loads(env_path.read_text())
+    else:
+        env = environment(config, data_path, weights)
+        atomic_write_bytes(env_path, json.dumps(env, indent=2).encode())
     print("train: scenario %s (%s) in %s" % (config["scenario"], config.get("description", ""),
                                             run_dir))
     if config["method"] == "features":
-        return train_features(config, data_path, weights, run_dir,
-                              Path(data_path).parent / "features")
+        return train_features(config, env, weights, run_dir, Path(data_path).parent / "features")
     return finetune(config, data_path, weights, run_dir, progress)
