@@ -1,8 +1,28 @@
-"""Small file helpers shared by the models and the pipeline: atomic writes, checksums."""
+"""Small file helpers shared by the models and the pipeline: atomic writes,
+checksums, and per-output locks."""
 import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import tempfile
+
+# Errors of a write that a user fixes on the machine (space, quota, a bad disk),
+# not in the project: reported in one line naming the file.
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
+class Busy(Exception):
+    """Another live process holds the lock of an output; the message is one line."""
+
+
+def fsync_path(path):
+    """Flush ``path`` (a file or a directory) from the page cache to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -10,7 +30,9 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     Readers never see a half-written file: on an exception the temporary
-    file is removed and ``path`` is left as it was.
+    file is removed and ``path`` is left as it was. The data reaches the disk
+    before the rename. A write error (no space, I/O error) is re-raised as an
+    OSError naming ``path`` rather than the temporary file.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -21,7 +43,12 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in WRITE_ERRORS:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -39,3 +66,27 @@ def sha1_of(path, chunk=1 << 20):
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive(lock_path, what):
+    """Hold an exclusive lock on ``lock_path`` (created if missing) for the block.
+
+    Raises Busy at once, naming ``what`` and the holder's pid, when another
+    process holds it. The kernel drops the lock when its holder exits or is
+    killed, so no stale lock is ever left behind.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise Busy("%s is in use by another process (pid %s); wait for it to finish or "
+                       "stop it" % (what, holder)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

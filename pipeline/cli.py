@@ -4,6 +4,7 @@ import logging
 import sys
 
 from models.caffemodel import CaffeModelError
+from models.fileio import WRITE_ERRORS, Busy
 
 from .errors import InputError
 
@@ -154,4 +155,14 @@ def main(argv=None):
         return 2
     except KeyError as e:
         print("error: %s" % e.args[0], file=sys.stderr)
+        return 2
+    except Busy as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 75  # EX_TEMPFAIL: nothing is wrong with the input, try again later
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS:
+            raise
+        # atomic writes leave the previous file (checkpoint, results) as it was
+        print("error: %s: %s; nothing was left half-written: free space (or fix the disk) and "
+              "run the same command again" % (e.filename or "writing", e.strerror), file=sys.stderr)
         return 2

@@ -1,5 +1,15 @@
 """Preprocessing: labels validation, patient-level split, retina crop, corrupt
 images, and resuming an interrupted run."""
+import codecs
+import contextlib
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import h5py
 import numpy as np
 import pytest
@@ -8,7 +18,7 @@ from PIL import Image, ImageDraw
 from pipeline import preprocess as pp
 from pipeline.errors import InputError
 from pipeline.synthetic import make_dataset
-from tests.conftest import FUNDUS_SAMPLE
+from tests.conftest import FUNDUS_SAMPLE, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -109,26 +119,51 @@ def test_corrupt_images_are_reported_skipped_and_counted(tmp_path, synthetic_dir
         assert len(eval(f.attrs["failed"])) == 2
 
 
+def journal_entries(out):
+    """The image indices of a partial store's journal (torn last line ignored)."""
+    lines = open(str(out) + ".partial.journal").read().split("\n")[1:]
+    done = set()
+    for line in lines:
+        try:
+            done.add(json.loads(line)["i"])
+        except ValueError:
+            pass
+    return done
+
+
+def assert_same_store(a, b):
+    with h5py.File(a) as f, h5py.File(b) as g:
+        for key in ("images", "ok", "split", "level", "name", "patient"):
+            np.testing.assert_array_equal(f[key][:], g[key][:], err_msg=key)
+        assert f.attrs["failed"] == g.attrs["failed"] and f.attrs["counts"] == g.attrs["counts"]
+
+
+class InterruptAfter(pp.tqdm):
+    """A progress bar that raises KeyboardInterrupt once ``limit`` images are stored."""
+    limit, stored = 40, 0
+
+    def update(self, n=1):
+        super().update(n)
+        InterruptAfter.stored += n
+        if InterruptAfter.stored >= InterruptAfter.limit:
+            raise KeyboardInterrupt
+
+
+def interrupted_partial(source, out, monkeypatch, limit):
+    InterruptAfter.stored, InterruptAfter.limit = 0, limit
+    monkeypatch.setattr(pp, "tqdm", InterruptAfter)
+    with pytest.raises(KeyboardInterrupt):
+        pp.preprocess(str(source), str(out), size=64, workers=1, progress=False)
+    monkeypatch.undo()
+    assert not out.exists()  # never a half-written file under the real name
+
+
 def test_interrupted_run_resumes_to_the_same_file(tmp_path, synthetic_dir, monkeypatch):
     pp.preprocess(str(synthetic_dir), str(tmp_path / "ref.h5"), size=64, progress=False)
-
-    class Interrupt(pp.tqdm):  # the progress bar is told of each stored image
-        stored = 0
-
-        def update(self, n=1):
-            super().update(n)
-            Interrupt.stored += n
-            if Interrupt.stored >= 10:
-                raise KeyboardInterrupt
-
-    monkeypatch.setattr(pp, "tqdm", Interrupt)
     out = tmp_path / "out.h5"
-    with pytest.raises(KeyboardInterrupt):
-        pp.preprocess(str(synthetic_dir), str(out), size=64, progress=False)
-    assert not out.exists()  # never a half-written file under the real name
-    with h5py.File(str(out) + ".partial") as f:
-        assert f["done"][:].sum() == 10
-    monkeypatch.undo()
+    interrupted_partial(synthetic_dir, out, monkeypatch, limit=36)
+    journalled = journal_entries(out)
+    assert len(journalled) == 32  # one commit of 32; the 4 after it were not journalled
     initial = []
 
     class Record(pp.tqdm):
@@ -138,7 +173,206 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path, synthetic_dir, monke
 
     monkeypatch.setattr(pp, "tqdm", Record)
     pp.preprocess(str(synthetic_dir), str(out), size=64, progress=False)
-    assert initial == [10]  # resumed: the 10 stored images were not done again
-    with h5py.File(out) as f, h5py.File(tmp_path / "ref.h5") as g:
-        np.testing.assert_array_equal(f["images"][:], g["images"][:])
-        np.testing.assert_array_equal(f["split"][:], g["split"][:])
+    assert initial == [32]  # resumed: the journalled images were not done again
+    assert_same_store(out, tmp_path / "ref.h5")
+    assert not os.path.exists(str(out) + ".partial.journal")
+
+
+def test_resume_redoes_images_whose_pixels_never_reached_the_disk(tmp_path, synthetic_dir,
+                                                                  monkeypatch, capsys):
+    """The failure of the issue: flags on disk, pixels not. Resuming must not trust them."""
+    pp.preprocess(str(synthetic_dir), str(tmp_path / "ref.h5"), size=64, progress=False)
+    out = tmp_path / "out.h5"
+    interrupted_partial(synthetic_dir, out, monkeypatch, limit=33)
+    lost = sorted(journal_entries(out))[:5]
+    with h5py.File(str(out) + ".partial", "r+") as f:
+        for i in lost:
+            f["images"][i] = 0
+    capsys.readouterr()
+    pp.preprocess(str(synthetic_dir), str(out), size=64, progress=False)
+    assert "5 whose stored pixels did not match their journal done again" in capsys.readouterr().err
+    assert_same_store(out, tmp_path / "ref.h5")
+
+
+def test_a_partial_without_its_journal_is_discarded_with_a_message(tmp_path, synthetic_dir,
+                                                                   capsys):
+    out = tmp_path / "out.h5"
+    (tmp_path / "out.h5.partial").write_bytes(b"left by an older version")
+    pp.preprocess(str(synthetic_dir), str(out), size=64, progress=False)
+    assert "no journal beside it" in capsys.readouterr().err
+    with h5py.File(out) as f:
+        assert f["ok"][:].all()
+
+
+PREPROCESS = [sys.executable, "-m", "pipeline", "preprocess", "--size", "64", "--workers", "1"]
+
+
+def run_cli(args, **kwargs):
+    return subprocess.run(PREPROCESS + args, cwd=str(ROOT), capture_output=True, text=True,
+                          **kwargs)
+
+
+@pytest.fixture(scope="module")
+def bigger_dir(tmp_path_factory):
+    """120 images as PNG (no JPEG draft decoding): storing them takes a few seconds."""
+    d = tmp_path_factory.mktemp("bigger")
+    make_dataset(str(d), patients=60, width=600, height=400, seed=4)
+    for jpeg in (d / "images").iterdir():
+        Image.open(jpeg).save(jpeg.with_suffix(".png"), compress_level=1)
+        jpeg.unlink()
+    return d
+
+
+@pytest.fixture(scope="module")
+def bigger_reference(bigger_dir, tmp_path_factory):
+    """An uninterrupted run of the real command, and the seconds it spent starting
+    (a run on two images) and storing (the rest)."""
+    d = tmp_path_factory.mktemp("bigger_ref")
+    two = d / "two"
+    (two / "images").mkdir(parents=True)
+    for name in ("1_left.png", "1_right.png"):
+        (two / "images" / name).write_bytes((bigger_dir / "images" / name).read_bytes())
+    (two / "labels.csv").write_text("image,level\n1_left,0\n1_right,0\n")
+    times = []
+    for source, out in ((two, d / "two.h5"), (bigger_dir, d / "ref.h5")):
+        start = time.time()
+        proc = run_cli(["--data", str(source), "--out", str(out)])
+        assert proc.returncode == 0, proc.stderr
+        times.append(time.time() - start)
+    return d / "ref.h5", times[0], times[1] - times[0]
+
+
+def test_kill_9_at_random_instants_never_leaves_a_wrong_image(tmp_path, bigger_dir,
+                                                              bigger_reference):
+    """kill -9 of the whole process group at random instants (uniform over the
+    start-up and the work left), resume after each: at every kill point each
+    journalled image equals the uninterrupted run's, and the final file equals it."""
+    ref, startup, work = bigger_reference
+    with h5py.File(ref) as f:
+        ref_images = f["images"][:]
+    out, rng, kills, progress = tmp_path / "out.h5", np.random.RandomState(0), 0, [0]
+    while not out.exists() and kills < 30:
+        proc = subprocess.Popen(PREPROCESS + ["--data", str(bigger_dir), "--out", str(out)],
+                                cwd=str(ROOT), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(0, startup + work * (1 - progress[-1] / 120.0)))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if os.path.exists(str(out) + ".partial.journal"):
+            done = journal_entries(out)
+            progress.append(len(done))
+            with h5py.File(str(out) + ".partial", "r") as f:
+                for i in done:
+                    np.testing.assert_array_equal(f["images"][i], ref_images[i])
+    print("kill points: %d, images journalled after each: %s" % (kills, progress[1:]))
+    assert kills >= 5 and len(set(progress)) >= 3, (kills, progress)  # kills hit many points
+    proc = run_cli(["--data", str(bigger_dir), "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    assert_same_store(out, ref)
+
+
+def test_two_processes_on_one_output(tmp_path, bigger_dir, bigger_reference):
+    out = tmp_path / "out.h5"
+    first = subprocess.Popen(PREPROCESS + ["--data", str(bigger_dir), "--out", str(out)],
+                             cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.time() + 60
+    while not os.path.exists(str(out) + ".partial.journal") and time.time() < deadline:
+        time.sleep(0.05)
+    second = run_cli(["--data", str(bigger_dir), "--out", str(out)])
+    assert second.returncode == 75
+    assert second.stderr.strip().count("\n") == 0  # one line
+    assert "is in use by another process (pid %d)" % first.pid in second.stderr
+    assert first.wait() == 0, first.stderr.read()
+    assert_same_store(out, bigger_reference[0])
+
+
+@contextlib.contextmanager
+def small_filesystem(path, size):
+    """An ext4 filesystem of ``size`` bytes (1 KiB blocks, no journal, no blocks kept
+    for root) mounted at ``path`` from a loop device; the test skips where that
+    cannot be done (not root, no loop devices)."""
+    image = path.with_suffix(".img")
+    with open(image, "wb") as f:
+        f.truncate(size)
+    path.mkdir()
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "1024", "-O", "^has_journal",
+                           str(image)], capture_output=True)
+    if made.returncode != 0 or os.geteuid() != 0 or subprocess.run(
+            ["mount", "-o", "loop", str(image), str(path)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small loop filesystem here (needs root and loop devices)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+        image.unlink()
+
+
+def fill(directory):
+    """Write a file into ``directory`` until its filesystem is full."""
+    with open(os.path.join(directory, "filler"), "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+
+
+def test_a_disk_too_small_is_one_line_before_any_work(tmp_path, bigger_dir):
+    with small_filesystem(tmp_path / "fs", 1 << 20) as fs:  # the images need 1.5 MB
+        proc = run_cli(["--data", str(bigger_dir), "--out", str(fs / "out.h5")])
+        assert proc.returncode == 2
+        assert proc.stderr.count("\n") == 1 and "cannot reserve 1 MB" in proc.stderr
+        assert "No space left on device" in proc.stderr
+        assert sorted(os.listdir(fs)) == ["lost+found", "out.h5.lock"]  # nothing else left
+
+
+@pytest.mark.parametrize("fill_after", [0, 96])
+def test_disk_full_mid_run_stops_in_one_line_and_the_rerun_resumes(tmp_path, bigger_dir,
+                                                                   bigger_reference, fill_after):
+    """Another program fills the disk once ``fill_after`` images are journalled: the
+    journal cannot grow (0), or there is no room left for the final writes (96)."""
+    with small_filesystem(tmp_path / "fs", 8 << 20) as fs:
+        out = fs / "out.h5"
+        proc = subprocess.Popen(PREPROCESS + ["--data", str(bigger_dir), "--out", str(out)],
+                                cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        journal = str(out) + ".partial.journal"
+        while proc.poll() is None and not (
+                os.path.exists(journal) and len(journal_entries(out)) >= fill_after):
+            time.sleep(0.01)
+        fill(fs)
+        _, err = proc.communicate()
+        assert proc.returncode == 2, err
+        lines = [l for l in err.splitlines() if "error" in l or "Traceback" in l]
+        assert len(lines) == 1 and "write failed (No space left on device)" in lines[0], err
+        assert "out.h5.partial" in lines[0] and not out.exists()
+        done = journal_entries(out)
+        assert fill_after <= len(done) <= 120  # 120: stopped before the final writes
+        os.unlink(fs / "filler")  # space freed
+        proc = run_cli(["--data", str(bigger_dir), "--out", str(out)])
+        assert proc.returncode == 0, proc.stderr
+        assert "resuming" in proc.stderr and "%d images verified" % len(done) in proc.stderr
+        assert_same_store(out, bigger_reference[0])
+
+
+def test_labels_saved_by_a_spreadsheet_with_a_byte_order_mark(tmp_path, synthetic_dir):
+    text = "image,level\r\n1_left,0\r\n1_right,3\r\n"
+    (tmp_path / "labels.csv").write_bytes(codecs.BOM_UTF8 + text.encode())
+    rows = pp.read_labels(str(tmp_path / "labels.csv"), str(synthetic_dir / "images"))
+    assert [(r[0], r[1]) for r in rows] == [("1_left", 0), ("1_right", 3)]
+    (tmp_path / "labels.csv").write_text("image\u200b,level\n1_left,0\n")
+    with pytest.raises(InputError, match=r"header is 'image\\u200b,level', expected"):
+        pp.read_labels(str(tmp_path / "labels.csv"), str(synthetic_dir / "images"))
+
+
+def test_skip_messages_get_their_own_line(tmp_path, synthetic_dir, capsys):
+    copy_dataset(synthetic_dir, tmp_path / "d")
+    (tmp_path / "d/images/3_right.jpeg").write_bytes(b"not an image at all")
+    pp.preprocess(str(tmp_path / "d"), str(tmp_path / "out.h5"), size=64, workers=1,
+                  progress=True)
+    err = capsys.readouterr().err
+    (line,) = [l for l in err.split("\n") if "3_right" in l]
+    assert line.split("\r")[-1].startswith("preprocess: skipped unreadable image 3_right.jpeg")
