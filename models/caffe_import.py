@@ -47,16 +47,25 @@ def load_blobs(npz):
     return blobs
 
 
-def read_caffemodel_cached(path, cache_dir=WEIGHTS_DIR / "cache"):
-    """``read_caffemodel(path)`` through an .npz cache named after the file's SHA1."""
+def read_caffemodel_cached(path, cache_dir=WEIGHTS_DIR / "cache", check=None):
+    """``read_caffemodel(path)`` through an .npz cache named after the file's SHA1.
+
+    ``check(blobs)``, when given, runs on the blobs before they are returned;
+    a file it rejects (CaffeModelError) is never written to the cache.
+    """
     if not os.path.isfile(path):
         raise CaffeModelError("%s: weights file not found" % path)
     digest = sha1_of(path)
     cached = Path(cache_dir) / ("%s-%s.npz" % (Path(path).stem, digest[:16]))
     if cached.exists():
         with np.load(cached) as npz:
-            return load_blobs(npz)
+            blobs = load_blobs(npz)
+        if check:
+            check(blobs)
+        return blobs
     blobs = read_caffemodel(path)
+    if check:
+        check(blobs)
     try:
         save_blobs(cached, blobs)
     except OSError as e:  # a read-only checkout still loads, only slower
@@ -122,21 +131,43 @@ def get_blobs(net):
     return blobs
 
 
-def load_caffemodel(net, path, skip=(), cache_dir=WEIGHTS_DIR / "cache"):
+def optional_layers(net, blobs):
+    """Layers of ``net`` a file may lack: the auxiliary heads (``loss1/*``,
+    ``loss2/*``) when the file has none of them, as a deploy file has not."""
+    aux = ("loss1/", "loss2/")
+    if any(name.startswith(aux) for name in blobs):
+        return set()
+    return {layer.name for layer in param_layers(net) if layer.name.startswith(aux)}
+
+
+def load_caffemodel(net, path, skip=(), allow_missing=False, cache_dir=WEIGHTS_DIR / "cache"):
     """Set the parameters of ``net`` from the .caffemodel at ``path``.
 
-    Layers in ``skip`` or absent from the file keep the fillers they were
-    built with (Caffe's xavier / constant), and are listed in one log line,
-    as are file layers the net does not have. Returns the list of layers
-    left at their fillers.
+    Layers in ``skip`` (the ones a scenario replaces) keep the fillers they
+    were built with (Caffe's xavier / constant), and so do the auxiliary heads
+    when the file is a deploy file without them. Any other layer the file
+    lacks is a CaffeModelError listing them, unless ``allow_missing``. The
+    layers left at their fillers, and file layers the net does not have, are
+    each listed in one log line. Returns the layers left at their fillers.
     """
-    blobs = read_caffemodel_cached(path, cache_dir)
-    fresh = set_blobs(net, blobs, path, skip)
+    fresh = []
+
+    def check(blobs):
+        fresh[:] = set_blobs(net, blobs, path, skip)
+        missing = [name for name in fresh
+                   if name not in skip and name not in optional_layers(net, blobs)]
+        if missing and not allow_missing:
+            raise CaffeModelError(
+                "%s: lacks %d layers the network needs: %s (a file of another network? "
+                "--allow-missing starts them from Caffe's fillers)"
+                % (path, len(missing), ", ".join(missing)))
+        unused = sorted(set(blobs) - set(net))
+        if unused:
+            log.info("%s: %d layers in the file are not in the network: %s",
+                     path, len(unused), ", ".join(unused))
+
+    read_caffemodel_cached(path, cache_dir, check=check)
     if fresh:
         log.info("%s: %d layers initialised as Caffe would (xavier weights, constant "
                  "bias), not from the file: %s", path, len(fresh), ", ".join(fresh))
-    unused = sorted(set(blobs) - set(net))
-    if unused:
-        log.info("%s: %d layers in the file are not in the network: %s",
-                 path, len(unused), ", ".join(unused))
     return fresh

@@ -30,7 +30,7 @@ def timed(fn, repeats):
 
 
 def bench_theano(batch, repeats):
-    from .train import compile_training
+    from .finetune import compile_training
     rng = np.random.RandomState(0)
     x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
     y = rng.randint(0, 1000, batch).astype(np.int32)

@@ -11,7 +11,8 @@ from .errors import InputError
 
 def cmd_forward(args):
     from .inference import forward
-    outputs = forward(args.weights, args.blob, args.out, args.layers.split(","))
+    outputs = forward(args.weights, args.blob, args.out, args.layers.split(","),
+                      allow_missing=args.allow_missing)
     for name, value in outputs.items():
         print("%s %s" % (name, "x".join(map(str, value.shape))))
     return 0
@@ -20,7 +21,8 @@ def cmd_forward(args):
 def cmd_classify(args):
     from .inference import classify, default_synsets
     synsets = args.synsets or default_synsets(args.weights)
-    results, errors = classify(args.weights, args.images, synsets, top=args.top)
+    results, errors = classify(args.weights, args.images, synsets, top=args.top,
+                               allow_missing=args.allow_missing)
     for path, top in results:
         print(path)
         for index, label, prob in top:
@@ -58,7 +60,8 @@ def cmd_synthetic(args):
 
 
 def cmd_train(args):
-    from .train import load_scenario, train
+    from .config import load_scenario
+    from .train import train
     config = load_scenario(args.scenario, args.set)
     run_dir = train(config, args.data, args.weights, args.runs)
     if run_dir is None:
@@ -79,6 +82,10 @@ def cmd_report(args):
     return 0
 
 
+ALLOW_MISSING = ("accept a .caffemodel that lacks some of GoogLeNet's layers (they start from "
+                 "Caffe's fillers); without it such a file is an error")
+
+
 def parser():
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,12 +97,14 @@ def parser():
     f.add_argument("--out", required=True, help=".npz, one array per blob")
     f.add_argument("--layers", default="loss3/classifier,prob",
                    help="comma-separated Caffe layer/blob names")
+    f.add_argument("--allow-missing", action="store_true", help=ALLOW_MISSING)
     f.set_defaults(func=cmd_forward)
 
     c = sub.add_parser("classify", help="top-5 ImageNet classes with Caffe's preprocessing")
     c.add_argument("--weights", required=True)
     c.add_argument("--synsets", help="synset_words.txt (default: beside the weights)")
     c.add_argument("--top", type=int, default=5)
+    c.add_argument("--allow-missing", action="store_true", help=ALLOW_MISSING)
     c.add_argument("images", nargs="+")
     c.set_defaults(func=cmd_classify)
 

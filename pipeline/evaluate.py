@@ -12,7 +12,7 @@ from .dataset import Dataset
 from .errors import InputError
 from .metrics import roc_points, screening_metrics
 from .plots import plot_confusion, plot_roc
-from .train import predict
+from .inference import predict
 
 
 def evaluate(run_dir, data_path, split="test", tta=False):

@@ -13,10 +13,11 @@ from .errors import InputError
 DEFAULT_BLOBS = ("loss3/classifier", "prob")
 
 
-def load_net(weights, aux_heads=False):
-    """Deploy GoogLeNet (1000 classes) with the weights of a .caffemodel."""
-    net = googlenet.build(googlenet.googlenet_spec(aux_heads=aux_heads))
-    load_caffemodel(net, weights)
+def load_net(weights, allow_missing=False):
+    """Deploy GoogLeNet (1000 classes) with the weights of a .caffemodel; a file
+    that lacks any of its layers is an error unless ``allow_missing``."""
+    net = googlenet.build(googlenet.googlenet_spec())
+    load_caffemodel(net, weights, allow_missing=allow_missing)
     return net
 
 
@@ -33,10 +34,11 @@ def load_input_blob(path):
     return blob.astype(np.float32)
 
 
-def forward(weights, blob_path, out_path, names=DEFAULT_BLOBS, batch_size=16):
+def forward(weights, blob_path, out_path, names=DEFAULT_BLOBS, batch_size=16,
+            allow_missing=False):
     """Run the net on the input blob and save the named blobs, Caffe's shapes, to .npz."""
     data = load_input_blob(blob_path)
-    net = load_net(weights)
+    net = load_net(weights, allow_missing)
     fn = googlenet.compile_forward(net, list(names))
     chunks = [fn(data[i:i + batch_size]) for i in range(0, len(data), batch_size)]
     outputs = {name: np.concatenate([c[k] for c in chunks]) for k, name in enumerate(names)}
@@ -68,7 +70,7 @@ def default_synsets(weights):
     return candidate if os.path.exists(candidate) else None
 
 
-def classify(weights, images, synsets=None, top=5, batch_size=16):
+def classify(weights, images, synsets=None, top=5, batch_size=16, allow_missing=False):
     """Top-``top`` (class index, probability) per readable image, and the errors.
 
     Returns ([(image, [(index, label, prob)...])...], [error lines]).
@@ -83,7 +85,7 @@ def classify(weights, images, synsets=None, top=5, batch_size=16):
             errors.append(str(e))
     results = []
     if crops:
-        net = load_net(weights)
+        net = load_net(weights, allow_missing)
         fn = googlenet.compile_forward(net, ["prob"])
         probs = np.concatenate([
             fn(googlenet.to_caffe_input(np.stack(crops[i:i + batch_size])))[0]
@@ -93,3 +95,16 @@ def classify(weights, images, synsets=None, top=5, batch_size=16):
             results.append((name, [(int(i), labels[i] if labels else str(i), float(p[i]))
                                    for i in best]))
     return results, errors
+
+
+def predict(fn, data, crop, batch_size=32, rotations=(0,)):
+    """Class probabilities of ``fn`` (a compiled ``prob``) over a whole Dataset split,
+    averaged over ``rotations`` (degrees)."""
+    probs = 0
+    for degrees in rotations:
+        parts = []
+        for start in range(0, len(data), batch_size):
+            pos = np.arange(start, min(start + batch_size, len(data)))
+            parts.append(fn(data.batch(pos, crop, np.full(len(pos), degrees // 90)))[0])
+        probs = probs + np.concatenate(parts)
+    return probs / len(rotations)

@@ -38,3 +38,11 @@ def roc_points(probs, levels, target, threshold=2):
     fpr, tpr, _ = roc_curve((np.asarray(levels) >= threshold).astype(int),
                             referable_score(probs, target, threshold))
     return fpr, tpr
+
+
+def validation_row(probs, data, config):
+    """The validation columns of ``metrics.csv`` for ``probs`` over a Dataset split."""
+    m = screening_metrics(probs, data.levels, config["target"], config.get("threshold", 2))
+    loss = -np.mean(np.log(np.clip(probs[np.arange(len(data)), data.targets], 1e-12, None)))
+    return {"val_loss": float(loss), "val_accuracy": m["accuracy"], "val_kappa": m["kappa"],
+            "val_auc": m["auc"]}

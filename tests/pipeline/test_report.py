@@ -3,7 +3,8 @@ import json
 
 from pipeline.evaluate import evaluate
 from pipeline.report import write_report
-from pipeline.train import load_scenario, train
+from pipeline.config import load_scenario
+from pipeline.train import train
 from tests.pipeline.test_train import data_h5  # noqa: F401  (module fixture)
 
 

@@ -17,7 +17,9 @@ from pipeline import dataset
 from pipeline.errors import InputError
 from pipeline.preprocess import preprocess
 from pipeline.synthetic import make_dataset
-from pipeline.train import fit_linear, load_scenario, train
+from pipeline.config import load_scenario
+from pipeline.features import fit_linear
+from pipeline.train import train
 from tests.conftest import ROOT, opencv_forward
 
 MINI = ["network=mini", "crop=64", "init=random", "epochs=4", "batch_size=8"]

@@ -1,0 +1,114 @@
+"""Run directories: what a run was started with, which directory to resume, the
+locks that keep two processes out of one directory, and publishing results.
+
+A run directory ``runs/{scenario}-{timestamp}[-n]`` holds config.json and
+environment.json from its start; a later ``train`` resumes it only when the
+config, the data's SHA1 and the weights' SHA1 are all the ones asked for now.
+While a process trains in it, it holds ``.lock`` there; directories are
+found or made under ``runs/.lock``, so two processes never pick the same one.
+"""
+import contextlib
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from models.fileio import atomic_path, atomic_write_bytes, exclusive
+
+METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_accuracy", "val_loss",
+                 "val_accuracy", "val_kappa", "val_auc", "seconds"]
+
+
+def environment(config, data, data_sha1, weights, weights_sha1):
+    """What a reviewer needs to rerun: versions, flags, inputs and their checksums."""
+    import h5py
+    import lasagne
+    import numpy as np
+    import PIL
+    import scipy
+    import sklearn
+    import theano
+    env = {"command": " ".join(sys.argv), "python": platform.python_version(),
+           "platform": platform.platform(), "cpus": os.cpu_count(),
+           "numpy": np.__version__, "scipy": scipy.__version__, "theano": theano.__version__,
+           "lasagne": lasagne.__version__, "h5py": h5py.__version__, "pillow": PIL.__version__,
+           "scikit-learn": sklearn.__version__, "theano_flags": os.environ.get("THEANO_FLAGS", ""),
+           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "seed": config.get("seed"),
+           "data": os.path.abspath(data), "data_sha1": data_sha1}
+    if weights_sha1:
+        env.update(weights=os.path.abspath(weights), weights_sha1=weights_sha1)
+    return env
+
+
+def same_start(run_dir, config, data_sha1, weights_sha1):
+    """Whether ``run_dir`` was started with this config, data and weights."""
+    try:
+        started = json.loads((run_dir / "config.json").read_text())
+        env = json.loads((run_dir / "environment.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (started == config and env.get("data_sha1") == data_sha1
+            and env.get("weights_sha1") == weights_sha1)
+
+
+def new_run_dir(runs_root, scenario):
+    """A fresh ``{scenario}-{timestamp}`` directory, ``-2``, ``-3``... when taken."""
+    base = runs_root / ("%s-%s" % (scenario, time.strftime("%Y%m%d-%H%M%S")))
+    for n in range(1, 1000):
+        run_dir = base if n == 1 else base.with_name("%s-%d" % (base.name, n))
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise FileExistsError(base)
+
+
+def open_run(stack, config, runs_root, env):
+    """The run directory to train in, locked for the life of ``stack`` (an ExitStack):
+    the unfinished run started with the same config, data and weights, else a new
+    one. Raises fileio.Busy when another process is training that same run."""
+    runs_root = Path(runs_root)
+    runs_root.mkdir(parents=True, exist_ok=True)
+    with exclusive(str(runs_root / ".lock"), runs_root):
+        for candidate in sorted(runs_root.glob("%s-2*" % config["scenario"]), reverse=True):
+            if (not (candidate / "DONE").exists()
+                    and same_start(candidate, config, env["data_sha1"], env.get("weights_sha1"))):
+                stack.enter_context(exclusive(str(candidate / ".lock"),
+                                              "run %s (the same config, data and weights)"
+                                              % candidate))
+                return candidate, json.loads((candidate / "environment.json").read_text())
+        run_dir = new_run_dir(runs_root, config["scenario"])
+        stack.enter_context(exclusive(str(run_dir / ".lock"), "run %s" % run_dir))
+        atomic_write_bytes(run_dir / "config.json", json.dumps(config, indent=2).encode())
+        atomic_write_bytes(run_dir / "environment.json", json.dumps(env, indent=2).encode())
+        return run_dir, env
+
+
+def write_metrics(run_dir, rows):
+    with atomic_path(str(run_dir / "metrics.csv")) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, METRIC_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def finish(run_dir, config, spec, net, input_shape, rows):
+    """model.npz, the Caffe export, the learning curves, DONE, and the -latest link."""
+    from models.model_io import export_caffe, save_model
+
+    from .plots import plot_learning_curves
+    save_model(str(run_dir / "model.npz"), spec, net, input_shape)
+    export_caffe(spec, net, input_shape, str(run_dir))
+    write_metrics(run_dir, rows)
+    plot_learning_curves(rows, str(run_dir / "learning_curves.png"), config["scenario"])
+    atomic_write_bytes(run_dir / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n").encode())
+    link = run_dir.parent / ("%s-latest" % config["scenario"])
+    tmp = run_dir.parent / (".%s-latest.%d.tmp" % (config["scenario"], os.getpid()))
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
