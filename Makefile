@@ -80,7 +80,12 @@ clean-cache:
 
 # ---- the chain: each step is skipped when its output is newer than its inputs
 download: $(LABELS)
+# Only the default DATA is downloaded: any other directory must already hold its
+# images and labels (a typo in DATA must not start a download into the typo).
 $(DATA)/trainLabels.csv: | $(STAMP)
+	@if [ "$(DATA)" != "data/raw" ]; then \
+	  echo "error: $(DATA): no labels.csv or trainLabels.csv (DATA= must name a directory with the images and their labels)" >&2; \
+	  exit 2; fi
 	$(PY) -m pipeline download --out $(DATA)
 
 preprocess: $(DATASET)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .caffemodel import CaffeModelError, read_caffemodel
-from .fileio import atomic_path, sha1_of
+from .fileio import atomic_savez, sha1_of
 from .googlenet import param_layers
 from .layers import CaffeConv2DLayer
 
@@ -33,9 +33,7 @@ def save_blobs(path, blobs, **extra):
     one array per blob under ``layer#index``."""
     arrays = {"%s#%d" % (name, i): a for name, layer_blobs in blobs.items()
               for i, a in enumerate(layer_blobs)}
-    with atomic_path(str(path)) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays, **extra)
+    atomic_savez(path, **arrays, **extra)
 
 
 def load_blobs(npz):

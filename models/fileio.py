@@ -60,6 +60,18 @@ def atomic_write_bytes(path, data):
             f.write(data)
 
 
+def atomic_savez(path, **arrays):
+    """``np.savez`` to ``path``, atomically. The archive is built in memory first:
+    NumPy leaves its zip writer open when a write fails (no space), which then
+    prints a traceback when collected; a plain write fails cleanly."""
+    import io
+
+    import numpy as np
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
 def sha1_of(path, chunk=1 << 20):
     digest = hashlib.sha1()
     with open(path, "rb") as f:

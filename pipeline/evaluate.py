@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from models import googlenet
-from models.fileio import atomic_path, atomic_write_bytes
+from models.fileio import atomic_savez, atomic_write_bytes
 from models.model_io import load_model
 
 from .dataset import Dataset
@@ -36,8 +36,8 @@ def evaluate(run_dir, data_path, split="test", tta=False):
     plot_roc(fpr, tpr, metrics["auc"], str(run_dir / "roc.png"), "(%s split)" % split)
     labels = ["no", "referable"] if target == "binary" else [str(i) for i in range(5)]
     plot_confusion(metrics["confusion"], labels, str(run_dir / "confusion.png"), "(%s)" % split)
-    with atomic_path(str(run_dir / "test_predictions.npz")) as tmp, open(tmp, "wb") as f:
-        np.savez(f, probs=probs, levels=data.levels, names=np.array(data.names))
+    atomic_savez(run_dir / "test_predictions.npz", probs=probs, levels=data.levels,
+                 names=np.array(data.names))
     atomic_write_bytes(run_dir / "evaluation.json", json.dumps(metrics, indent=2).encode())
     print("evaluate: %s" % ", ".join("%s=%.4g" % (k, metrics[k]) for k in
                                       ("accuracy", "sensitivity", "specificity", "auc", "kappa")))

@@ -17,7 +17,7 @@ from tqdm import tqdm
 import lasagne
 from models import googlenet
 from models.caffe_import import load_caffemodel
-from models.fileio import atomic_path
+from models.fileio import atomic_savez
 from models.solver import layer_multipliers, learning_rate, sgd_updates
 
 from .dataset import Dataset, balanced_positions, class_weights
@@ -87,12 +87,6 @@ def epoch_plan(config, train, epoch, iterations):
     return positions.reshape(iterations, -1), turns.reshape(iterations, -1)
 
 
-def save_checkpoint(path, state):
-    with atomic_path(str(path)) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **state)
-
-
 def finetune(config, data_path, built, run_dir, progress=True):
     """Train ``built`` (from ``build_finetune_net``) in ``run_dir``, resuming its
     checkpoint; returns ``run_dir``, or None when stopped by a signal."""
@@ -143,7 +137,7 @@ def finetune(config, data_path, built, run_dir, progress=True):
                        desc="epoch %d/%d" % (epoch + 1, config["epochs"]), unit="batch")
             while it_in_epoch < iterations:
                 if stop:
-                    save_checkpoint(checkpoint, state())
+                    atomic_savez(checkpoint, **state())
                     print("train: stopped; checkpoint saved, run again to resume", file=sys.stderr)
                     return None
                 it = epoch * iterations + it_in_epoch
@@ -166,7 +160,7 @@ def finetune(config, data_path, built, run_dir, progress=True):
             print("epoch %d: %s" % (epoch + 1, ", ".join(
                 "%s=%.4g" % (k, v) for k, v in row.items() if k not in ("epoch",))))
             epoch, it_in_epoch, sums = epoch + 1, 0, np.zeros(3)
-            save_checkpoint(checkpoint, state())
+            atomic_savez(checkpoint, **state())
             write_metrics(run_dir, rows)
     finally:
         for sig, handler in handlers.items():

@@ -6,7 +6,7 @@ from PIL import Image
 
 from models import googlenet
 from models.caffe_import import load_caffemodel
-from models.fileio import atomic_path
+from models.fileio import atomic_savez
 
 from .errors import InputError
 
@@ -42,9 +42,7 @@ def forward(weights, blob_path, out_path, names=DEFAULT_BLOBS, batch_size=16,
     fn = googlenet.compile_forward(net, list(names))
     chunks = [fn(data[i:i + batch_size]) for i in range(0, len(data), batch_size)]
     outputs = {name: np.concatenate([c[k] for c in chunks]) for k, name in enumerate(names)}
-    with atomic_path(out_path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **outputs)
+    atomic_savez(out_path, **outputs)
     return outputs
 
 

@@ -1,6 +1,10 @@
 """Shared fixtures: random-weight GoogLeNet caffemodels (V1 and V2), the
 OpenCV oracle, and the real weights / fundus images of ../shared when present."""
+import contextlib
+import errno
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +82,35 @@ def opencv_forward(prototxt, caffemodel, data, blobs, spec=None):
     net.setInput(np.ascontiguousarray(data, dtype=np.float32))
     outs = net.forward([opencv_layer_for_blob(spec, b) for b in blobs])
     return dict(zip(blobs, outs))
+
+
+@contextlib.contextmanager
+def small_filesystem(path, size):
+    """An ext4 filesystem of ``size`` bytes (1 KiB blocks, no journal, no blocks kept
+    for root) mounted at ``path`` from a loop device; the test skips where that
+    cannot be done (not root, no loop devices)."""
+    image = path.with_suffix(".img")
+    with open(image, "wb") as f:
+        f.truncate(size)
+    path.mkdir()
+    made = shutil.which("mkfs.ext4") and subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "1024", "-O", "^has_journal", str(image)],
+        capture_output=True).returncode == 0
+    if not made or os.geteuid() != 0 or subprocess.run(
+            ["mount", "-o", "loop", str(image), str(path)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small loop filesystem here (needs root and loop devices)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+        image.unlink()
+
+
+def fill(directory):
+    """Write a file into ``directory`` until its filesystem is full."""
+    with open(os.path.join(directory, "filler"), "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC

@@ -3,6 +3,7 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
+from models.caffemodel import write_caffemodel
 from pipeline.cli import main
 from tests.conftest import REAL_WEIGHTS, SYNSETS, needs_real_weights
 
@@ -33,6 +34,22 @@ def test_forward_reports_a_bad_weights_file(tmp_path, capsys):
                str(tmp_path / "in.npy"), "--out", str(tmp_path / "out.npz")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "w.caffemodel" in err and "\n" not in err
+
+
+def test_forward_refuses_weights_lacking_layers_unless_asked(tmp_path, capsys,
+                                                            random_googlenets):
+    _, files = random_googlenets
+    _, layers = files[2]
+    weights = tmp_path / "partial.caffemodel"
+    write_caffemodel(str(weights), [l for l in layers if l[0] != "inception_5b/3x3"], version=2)
+    np.save(tmp_path / "in.npy", np.zeros((1, 3, 224, 224), np.float32))
+    args = ["forward", "--weights", str(weights), "--blob", str(tmp_path / "in.npy"),
+            "--out", str(tmp_path / "out.npz")]
+    rc = main(args)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "lacks 1 layers the network needs: inception_5b/3x3" in err
+    assert not (tmp_path / "out.npz").exists()
+    assert main(args + ["--allow-missing"]) == 0 and (tmp_path / "out.npz").exists()
 
 
 # ImageNet classes a correct GoogLeNet must rank in the top 5 for scikit-image's photos.

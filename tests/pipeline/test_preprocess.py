@@ -1,8 +1,6 @@
 """Preprocessing: labels validation, patient-level split, retina crop, corrupt
 images, and resuming an interrupted run."""
 import codecs
-import contextlib
-import errno
 import json
 import os
 import signal
@@ -18,7 +16,7 @@ from PIL import Image, ImageDraw
 from pipeline import preprocess as pp
 from pipeline.errors import InputError
 from pipeline.synthetic import make_dataset
-from tests.conftest import FUNDUS_SAMPLE, ROOT
+from tests.conftest import FUNDUS_SAMPLE, ROOT, fill, small_filesystem
 
 
 @pytest.fixture(scope="module")
@@ -287,37 +285,6 @@ def test_two_processes_on_one_output(tmp_path, bigger_dir, bigger_reference):
     assert "is in use by another process (pid %d)" % first.pid in second.stderr
     assert first.wait() == 0, first.stderr.read()
     assert_same_store(out, bigger_reference[0])
-
-
-@contextlib.contextmanager
-def small_filesystem(path, size):
-    """An ext4 filesystem of ``size`` bytes (1 KiB blocks, no journal, no blocks kept
-    for root) mounted at ``path`` from a loop device; the test skips where that
-    cannot be done (not root, no loop devices)."""
-    image = path.with_suffix(".img")
-    with open(image, "wb") as f:
-        f.truncate(size)
-    path.mkdir()
-    made = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-b", "1024", "-O", "^has_journal",
-                           str(image)], capture_output=True)
-    if made.returncode != 0 or os.geteuid() != 0 or subprocess.run(
-            ["mount", "-o", "loop", str(image), str(path)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small loop filesystem here (needs root and loop devices)")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
-        image.unlink()
-
-
-def fill(directory):
-    """Write a file into ``directory`` until its filesystem is full."""
-    with open(os.path.join(directory, "filler"), "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
 
 
 def test_a_disk_too_small_is_one_line_before_any_work(tmp_path, bigger_dir):

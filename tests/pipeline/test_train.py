@@ -1,26 +1,30 @@
 """The training engine on a small GoogLeNet-shaped net and generated fundus images:
 resume after kill -9 and after SIGTERM, bit-identical reruns, the features path,
 and the exported caffemodel read back by OpenCV."""
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from models.caffe_import import load_blobs
 from models import googlenet
+from models.caffe_import import load_blobs
+from models.caffemodel import CaffeModelError
+from models.fileio import Busy
 from models.model_io import load_model
-from pipeline import dataset
-from pipeline.errors import InputError
+from pipeline import dataset, runs
 from pipeline.preprocess import preprocess
 from pipeline.synthetic import make_dataset
 from pipeline.config import load_scenario
 from pipeline.features import fit_linear
+from pipeline.runs import open_run
 from pipeline.train import train
-from tests.conftest import ROOT, opencv_forward
+from tests.conftest import ROOT, fill, opencv_forward, small_filesystem
 
 MINI = ["network=mini", "crop=64", "init=random", "epochs=4", "batch_size=8"]
 
@@ -173,13 +177,92 @@ def test_logistic_and_theano_classifiers_agree():
     assert abs(scores["logistic"] - scores["theano"]) < 0.05, scores
 
 
-def test_scenario_files_and_overrides():
-    for name in ("1", "2", "3", "4", "scratch"):
-        config = load_scenario(name)
-        assert config["method"] in ("features", "finetune")
-    assert load_scenario("4")["freeze"] == ["conv1/", "conv2/"]
-    assert load_scenario("scratch")["init"] == "random"
-    config = load_scenario("4", ["solver.base_lr=0.001", "epochs=20", "freeze=[]"])
-    assert config["solver"]["base_lr"] == 0.001 and config["epochs"] == 20 and config["freeze"] == []
-    with pytest.raises(InputError, match="no such scenario"):
-        load_scenario("7")
+# ------------------------------------------------------------- run directories
+
+FAKE_ENV = {"data_sha1": "a" * 40, "weights_sha1": None}
+
+
+def open_run_now(config, runs, env):
+    with contextlib.ExitStack() as stack:
+        return open_run(stack, config, runs, dict(env))[0]
+
+
+def test_resumes_only_the_run_started_with_the_same_config_data_and_weights(tmp_path):
+    config = load_scenario("4", MINI)
+    first = open_run_now(config, tmp_path, FAKE_ENV)
+    assert open_run_now(config, tmp_path, FAKE_ENV) == first  # unfinished: resumed
+    others = {open_run_now(config, tmp_path, dict(FAKE_ENV, data_sha1="b" * 40)),
+              open_run_now(config, tmp_path, dict(FAKE_ENV, weights_sha1="c" * 40)),
+              open_run_now(load_scenario("4", MINI + ["seed=1"]), tmp_path, FAKE_ENV)}
+    assert len(others) == 3 and first not in others
+    for run_dir in others:
+        env = json.loads((run_dir / "environment.json").read_text())
+        assert env["data_sha1"] in ("a" * 40, "b" * 40)
+    (first / "DONE").write_text("done\n")
+    assert open_run_now(config, tmp_path, FAKE_ENV) not in others | {first}  # finished: new
+
+
+def test_run_names_are_unique_within_one_second(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs.time, "strftime", lambda *_: "20261122-120000")
+    names = [open_run_now(load_scenario("4", MINI + ["seed=%d" % s]), tmp_path, FAKE_ENV).name
+             for s in range(3)]
+    assert names == ["4-20261122-120000", "4-20261122-120000-2", "4-20261122-120000-3"]
+
+
+def test_a_run_being_trained_is_not_opened_twice(tmp_path):
+    config = load_scenario("4", MINI)
+    with contextlib.ExitStack() as stack:
+        run_dir, _ = open_run(stack, config, tmp_path, dict(FAKE_ENV))
+        with pytest.raises(Busy, match=r"run .*%s .* is in use by another process \(pid %d\)"
+                                       % (run_dir.name, os.getpid())):
+            open_run_now(config, tmp_path, FAKE_ENV)
+    assert open_run_now(config, tmp_path, FAKE_ENV) == run_dir  # released with its holder
+
+
+def test_two_trainings_of_one_config_at_once(data_h5, reference_run, tmp_path):
+    args = [sys.executable, "-m", "pipeline", "train", "--scenario", "4", "--data", data_h5,
+            "--runs", str(tmp_path)] + [a for item in MINI for a in ("--set", item)]
+    procs = [subprocess.Popen(args, cwd=str(ROOT), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = sorted((p.wait(), p.stderr.read()) for p in procs)
+    assert [code for code, _ in results] == [0, 75], results
+    errors = [l for l in results[1][1].splitlines() if l.startswith("error")]
+    assert len(errors) == 1 and "is in use by another process" in errors[0]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.name.startswith("4-2")]
+    assert_same_model(reference_run, run_dir)
+
+
+def test_weights_that_do_not_fit_fail_before_a_run_directory_is_made(data_h5, tmp_path,
+                                                                     random_googlenets):
+    _, files = random_googlenets  # a GoogLeNet file: no layer of the mini net fits it
+    config = load_scenario("4", [item for item in MINI if item != "init=random"])
+    with pytest.raises(CaffeModelError, match="conv1/7x7_s2"):
+        train(config, data_h5, str(files[2][0]), runs_root=str(tmp_path / "runs"),
+              progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_disk_full_while_training_is_one_line_and_the_rerun_finishes(data_h5, tmp_path):
+    long_run = MINI[:-2] + ["epochs=60", "batch_size=8"]
+    reference = train(load_scenario("4", long_run), data_h5, runs_root=str(tmp_path / "ref"),
+                      progress=False)
+    args = [sys.executable, "-m", "pipeline", "train", "--scenario", "4", "--data", data_h5]
+    args += [a for item in long_run for a in ("--set", item)]
+    with small_filesystem(tmp_path / "fs", 4 << 20) as fs:
+        proc = subprocess.Popen(args + ["--runs", str(fs)], cwd=str(ROOT), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        while proc.poll() is None and not list(fs.glob("4-2*/checkpoint.npz")):
+            time.sleep(0.01)
+        fill(fs)
+        _, err = proc.communicate()
+        errors = [l for l in err.splitlines() if "error" in l.lower() or "Traceback" in l]
+        assert proc.returncode == 2 and len(errors) == 1, err
+        assert "No space left on device" in errors[0] and str(fs) in errors[0]
+        (run_dir,) = fs.glob("4-2*")
+        with np.load(run_dir / "checkpoint.npz") as ck:  # the last checkpoint is intact
+            assert 1 <= int(ck["epoch"]) < 60
+        os.unlink(fs / "filler")
+        proc = subprocess.run(args + ["--runs", str(fs)], cwd=str(ROOT), capture_output=True,
+                              text=True)
+        assert proc.returncode == 0 and "resuming" in proc.stdout, proc.stderr
+        assert_same_model(reference, run_dir)
