@@ -17,7 +17,10 @@ TTA         ?= 1
 
 DATASET     := data/processed/$(notdir $(abspath $(DATA))).h5
 LABELS      := $(firstword $(wildcard $(DATA)/labels.csv $(DATA)/trainLabels.csv) $(DATA)/trainLabels.csv)
-RUN         := $(RUNS)/$(SCENARIO)-latest
+RUN         ?= $(RUNS)/$(SCENARIO)-latest
+SEEDS       ?=
+FOLDS       ?= 5
+OPERATING_POINT ?= sensitivity:0.87
 # Scratch starts from random weights: it needs no download.
 NEEDS_WEIGHTS := $(if $(filter scratch,$(SCENARIO)),,$(WEIGHTS))
 OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epochs=$(EPOCHS)) \
@@ -25,13 +28,17 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
 .PHONY: install test bench weights forward classify clean-cache help \
-        download preprocess train evaluate report reproduce demo
+        download preprocess train evaluate report results cv reproduce demo
 
 help:
 	@echo "make demo        offline: generated fundus images -> scenario 1 -> report (minutes)"
 	@echo "make reproduce   download -> preprocess -> train -> evaluate -> report"
 	@echo "                 DATA=dir WEIGHTS=file.caffemodel SCENARIO=1|2|3|4|scratch"
-	@echo "make train SCENARIO=4 [LR=0.0005 EPOCHS=20 SET='key=value ...']"
+	@echo "make train SCENARIO=4 [SEEDS=0,1,2 LR=0.0005 EPOCHS=20 SET='key=value ...']"
+	@echo "make evaluate    [RUN=runs/4-latest DATA=other_dir: external validation]"
+	@echo "make cv SCENARIO=1 FOLDS=5   cross-validation by patient"
+	@echo "make report      the reproduction report of every evaluated run of DATA"
+	@echo "make results     rewrite the README's result tables from the runs"
 	@echo "make test        run the test suite (installs everything first)"
 	@echo "make weights     download BVLC GoogLeNet weights to $(WEIGHTS)"
 	@echo "make bench       print speed figures (img/s, compile times); TORCH=1 adds PyTorch's"
@@ -92,26 +99,35 @@ preprocess: $(DATASET)
 $(DATASET): $(LABELS) | $(STAMP)
 	$(PY) -m pipeline preprocess --data $(DATA) --out $@
 
-# `make train` always runs the trainer: it resumes an unfinished run of the same
-# config, else starts a new one. `make reproduce` trains only when out of date.
-TRAIN_CMD = $(PY) -m pipeline train --scenario $(SCENARIO) --data $(DATASET) \
-            --weights $(WEIGHTS) --runs $(RUNS) $(OVERRIDES)
+# `make train` always runs the trainer: it resumes an unfinished run started with
+# the same config, data and weights, else starts a new one (one per seed of SEEDS).
+# `make reproduce` reuses a finished run only when its config (scenario file plus
+# overrides), data and weights are exactly the ones asked for: the freshness test
+# is the pipeline's, not file times.
+comma       := ,
+SEED_LIST   := $(subst $(comma), ,$(SEEDS))
+TRAIN_ARGS   = --scenario $(SCENARIO) --data $(DATASET) --weights $(WEIGHTS) --runs $(RUNS) \
+               $(OVERRIDES)
+STATS_ARGS   = $(TTA_FLAG) --operating-point $(OPERATING_POINT)
 train: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
-	$(TRAIN_CMD)
+	$(if $(SEEDS),for s in $(SEED_LIST); do $(PY) -m pipeline train $(TRAIN_ARGS) --set seed=$$s || exit $$?; done,$(PY) -m pipeline train $(TRAIN_ARGS))
 
-$(RUN)/DONE: $(DATASET) scenarios/$(SCENARIO).toml $(NEEDS_WEIGHTS) | $(STAMP)
-	$(TRAIN_CMD)
+# RUN=runs/4-latest DATA=other_dir: external validation on every image of other_dir
+evaluate: $(DATASET) | $(STAMP)
+	$(PY) -m pipeline evaluate --run $(RUN) --data $(DATASET) --reuse $(STATS_ARGS)
 
-evaluate: $(RUN)/evaluation.json
-$(RUN)/evaluation.json: $(RUN)/DONE $(DATASET)
-	$(PY) -m pipeline evaluate --run $(RUN) --data $(DATASET) $(TTA_FLAG)
+report: $(DATASET) | $(STAMP)
+	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET)
 
-report: $(RUN)/report.html
-$(RUN)/report.html: $(RUN)/evaluation.json
-	$(PY) -m pipeline report --run $(RUN)
+# the README's result tables, rewritten from the runs (not typed)
+results: $(DATASET) | $(STAMP)
+	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET) --readme README.md
 
-reproduce: $(RUN)/report.html
-	@echo "report: $(RUN)/report.html"
+cv: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS)
+
+reproduce: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline reproduce $(TRAIN_ARGS) --seeds "$(SEEDS)" $(STATS_ARGS)
 
 # ---- offline demo: generated images, scenario 1, BVLC weights if present
 DEMO_WEIGHTS := $(wildcard $(WEIGHTS))

@@ -63,7 +63,7 @@ def cmd_train(args):
     from .config import load_scenario
     from .train import train
     config = load_scenario(args.scenario, args.set)
-    run_dir = train(config, args.data, args.weights, args.runs)
+    run_dir = train(config, args.data, args.weights, args.runs, reuse=args.reuse)
     if run_dir is None:
         return 130
     print(run_dir)
@@ -72,14 +72,67 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     from .evaluate import evaluate
-    evaluate(args.run, args.data, tta=args.tta)
+    evaluate(args.run, args.data, tta=args.tta, rule=args.operating_point,
+             resamples=args.resamples, reuse=args.reuse)
     return 0
 
 
 def cmd_report(args):
-    from .report import write_report
-    print(write_report(args.run))
+    from .report import update_readme, write_report
+    path = write_report(args.runs, args.data, resamples=args.resamples)
+    if args.readme:
+        update_readme(args.readme, path.with_suffix(".md"))
+    print(path)
     return 0
+
+
+def cmd_cv(args):
+    from .cv import cross_validate
+    done = cross_validate(args.scenario, args.set, args.data, args.weights, args.runs,
+                          folds=args.folds, tta=args.tta, rule=args.operating_point,
+                          resamples=args.resamples)
+    return 0 if done is not None else 130
+
+
+def cmd_reproduce(args):
+    from .reproduce import reproduce
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [None]
+    done = reproduce(args.scenario, args.set, args.data, args.weights, args.runs, seeds,
+                     tta=args.tta, rule=args.operating_point, resamples=args.resamples)
+    if done is None:
+        return 130
+    print("report: %s" % done[1])
+    return 0
+
+
+def operating_point(text):
+    """``sensitivity:0.87`` or ``youden`` -> (rule, target)."""
+    rule, _, target = text.partition(":")
+    if rule == "youden" and not target:
+        return ("youden", None)
+    try:
+        if rule == "sensitivity" and 0 < float(target) <= 1:
+            return ("sensitivity", float(target))
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("expected sensitivity:S (0 < S <= 1) or youden, got %r" % text)
+
+
+def add_statistics(p):
+    p.add_argument("--tta", action="store_true", help="average the four rotations")
+    p.add_argument("--operating-point", type=operating_point, default=("sensitivity", 0.87),
+                   help="how the decision threshold is chosen on the validation split: "
+                        "sensitivity:0.87 (highest specificity at that sensitivity) or youden")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+
+
+def add_training(p):
+    p.add_argument("--scenario", default="4")
+    p.add_argument("--data", required=True, help="preprocessed .h5")
+    p.add_argument("--weights", help=".caffemodel with the pre-trained weights")
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. epochs=20 or solver.base_lr=0.001")
 
 
 ALLOW_MISSING = ("accept a .caffemodel that lacks some of GoogLeNet's layers (they start from "
@@ -134,23 +187,40 @@ def parser():
     g.set_defaults(func=cmd_synthetic)
 
     t = sub.add_parser("train", help="train a scenario (scenarios/*.toml)")
-    t.add_argument("--scenario", default="4")
-    t.add_argument("--data", required=True, help="preprocessed .h5")
-    t.add_argument("--weights", help=".caffemodel with the pre-trained weights")
-    t.add_argument("--runs", default="runs")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. epochs=20 or solver.base_lr=0.001")
+    add_training(t)
+    t.add_argument("--reuse", action="store_true",
+                   help="return a finished run of the same config, data and weights as it is")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="test-split metrics and plots of a run")
+    e = sub.add_parser("evaluate", help="metrics with intervals and plots of a run: its test "
+                                        "split, or all of another dataset (external)")
     e.add_argument("--run", required=True)
-    e.add_argument("--data", required=True)
-    e.add_argument("--tta", action="store_true", help="average the four rotations")
+    e.add_argument("--data", required=True, help="preprocessed .h5: the run's own, or another")
+    e.add_argument("--reuse", action="store_true",
+                   help="keep an evaluation made after the model with the same settings")
+    add_statistics(e)
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("report", help="HTML + Markdown report of an evaluated run")
-    r.add_argument("--run", required=True)
+    r = sub.add_parser("report", help="the reproduction report of every evaluated run of a "
+                                      "dataset (HTML + Markdown)")
+    r.add_argument("--runs", default="runs")
+    r.add_argument("--data", required=True, help="the preprocessed .h5 the runs trained on")
+    r.add_argument("--resamples", type=int, default=2000)
+    r.add_argument("--readme", help="also rewrite the results section of this README")
     r.set_defaults(func=cmd_report)
+
+    v = sub.add_parser("cv", help="k-fold cross-validation by patient of a scenario")
+    add_training(v)
+    v.add_argument("--folds", type=int, default=5)
+    add_statistics(v)
+    v.set_defaults(func=cmd_cv)
+
+    rp = sub.add_parser("reproduce", help="train (or reuse) a scenario per seed, evaluate, "
+                                          "report")
+    add_training(rp)
+    rp.add_argument("--seeds", default="", help="comma-separated seeds (default: the scenario's)")
+    add_statistics(rp)
+    rp.set_defaults(func=cmd_reproduce)
     return p
 
 

@@ -82,6 +82,9 @@ SCHEMA = {
     "seed": Key("int", low=0),
     "epochs": Key("int", low=1),
     "batch_size": Key("int", low=1),
+    # cross-validation by patient (pipeline.cv): this run is fold ``fold`` of ``folds``
+    "folds": Key("int", low=2),
+    "fold": Key("int", low=0),
     # finetune
     "freeze": Key("list[str]"),
     "aux_heads": Key("bool"),
@@ -161,6 +164,10 @@ def validate(config, source, origins=None):
     for key in needs:
         if key not in flat:
             fail(key, "missing (method %s needs it)" % method)
+    if ("folds" in flat) != ("fold" in flat):
+        fail("fold" if "folds" in flat else "folds", "missing (folds and fold go together)")
+    if flat.get("fold", 0) >= flat.get("folds", 1 << 30):
+        fail("fold", "%r is not below folds (%r)" % (flat["fold"], flat["folds"]))
     _check_layers(flat, fail)
 
 

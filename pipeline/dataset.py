@@ -5,28 +5,43 @@ import numpy as np
 from models.googlenet import to_caffe_input
 
 from .errors import InputError
-from .preprocess import SPLITS
+from .preprocess import SPLITS, kfold_by_patient, patient_of
+
+
+def fold_splits(names, levels, folds, fold, seed=0):
+    """Split code per image (0 train, 1 val, 2 test) for ``fold`` of ``folds``-fold
+    cross-validation by patient: test is that fold, val the next one, train the rest."""
+    of = kfold_by_patient(names, levels, folds, seed)
+    return np.where(of == fold, 2, np.where(of == (fold + 1) % folds, 1, 0)).astype(np.int8)
 
 
 class Dataset(object):
     """The usable (``ok``) images of one split of a preprocessed HDF5 file.
 
-    ``targets``: class per image, ``levels`` (0-4) or ``binary`` (level >=
-    ``threshold``, i.e. referable DR). Images are read lazily, in index order.
+    ``split``: train, val, test (the file's patient split, or, with ``folds``,
+    that of ``fold`` of a cross-validation by patient) or all. ``targets``: class
+    per image, ``levels`` (0-4) or ``binary`` (level >= ``threshold``, i.e.
+    referable DR). Images are read lazily, in index order.
     """
 
-    def __init__(self, path, split, target="binary", threshold=2):
+    def __init__(self, path, split, target="binary", threshold=2, folds=None, fold=None):
         try:
             self.file = h5py.File(path, "r")
         except OSError as e:
             raise InputError("%s: cannot open the preprocessed data (%s)" % (path, e))
         f = self.file
-        if split not in SPLITS:
-            raise ValueError("split must be one of %s" % (SPLITS,))
-        keep = f["ok"][:] & (f["split"][:] == SPLITS.index(split))
+        if split not in SPLITS + ("all",):
+            raise ValueError("split must be one of %s or all" % (SPLITS,))
+        names = np.array([n.decode() if isinstance(n, bytes) else n for n in f["name"][:]])
+        levels = f["level"][:]
+        keep = f["ok"][:]
+        if split != "all":
+            codes = fold_splits(names, levels, folds, fold) if folds else f["split"][:]
+            keep = keep & (codes == SPLITS.index(split))
         self.index = np.flatnonzero(keep)
-        self.levels = f["level"][:][self.index].astype(np.int64)
-        self.names = [n.decode() if isinstance(n, bytes) else n for n in f["name"][:][self.index]]
+        self.levels = levels[self.index].astype(np.int64)
+        self.names = names[self.index].tolist()
+        self.patients = [patient_of(n) for n in self.names]
         self.target, self.threshold = target, threshold
         if target == "binary":
             self.targets = (self.levels >= threshold).astype(np.int32)
@@ -59,6 +74,12 @@ class Dataset(object):
 
     def close(self):
         self.file.close()
+
+
+def open_split(path, split, config):
+    """The Dataset of ``split`` as ``config`` defines it (target, threshold, folds)."""
+    return Dataset(path, split, config["target"], config.get("threshold", 2),
+                   config.get("folds"), config.get("fold"))
 
 
 def balanced_positions(targets, n, rng):

@@ -1,44 +1,154 @@
-"""Evaluate a trained run on the test split: metrics, ROC, confusion matrix."""
+"""Evaluate a trained run, with 95 % patient-level bootstrap intervals.
+
+On the run's own data: the test split (of the run's fold, under
+cross-validation). The operating point, a threshold on P(referable DR), is
+chosen on the validation split before the test split is looked at (default:
+the highest specificity with sensitivity >= 0.87; or Youden's J) and the test
+metrics are given both at it and at the argmax decision.
+
+On any other preprocessed dataset (external validation): every usable image,
+whatever its split, at the operating point chosen on the run's own validation
+split; results go to ``RUN/external/<dataset>/``.
+
+Writes ``evaluation.json``, ``predictions.npz`` and the plots ``roc.png``,
+``confusion.png``, ``calibration.png``.
+"""
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from models import googlenet
-from models.fileio import atomic_savez, atomic_write_bytes
+from models.fileio import atomic_savez, atomic_write_bytes, sha1_of
 from models.model_io import load_model
 
-from .dataset import Dataset
+from .dataset import Dataset, open_split
 from .errors import InputError
-from .metrics import roc_points, screening_metrics
-from .plots import plot_confusion, plot_roc
 from .inference import predict
+from .metrics import referable_score, screening_metrics
+from .plots import plot_confusion, plot_reliability, plot_roc
+from .stats import RESAMPLES, bootstrap, choose_cut
+
+DEFAULT_RULE = ("sensitivity", 0.87)
 
 
-def evaluate(run_dir, data_path, split="test", tta=False):
-    """Writes ``evaluation.json``, ``roc.png``, ``confusion.png`` into ``run_dir``."""
-    run_dir = Path(run_dir)
+def out_dir_of(run_dir, data_path, external):
+    return run_dir / "external" / Path(data_path).stem if external else run_dir
+
+
+def check_same_preprocessing(data_path, train_path):
+    """External data must be preprocessed as the run's training data was."""
+    keys = ("size", "lcn")
+    with h5py.File(data_path, "r") as f, h5py.File(train_path, "r") as g:
+        ours, theirs = [{k: f.attrs.get(k) for k in keys}, {k: g.attrs.get(k) for k in keys}]
+    if ours != theirs:
+        raise InputError("%s: preprocessed with %s, the run's training data with %s; run "
+                         "preprocess with the same --size/--lcn" % (data_path, ours, theirs))
+
+
+def decisions(probs, levels, config):
+    """(P(referable), truth, argmax decision) per image, all for referable DR."""
+    threshold = config.get("threshold", 2)
+    score = referable_score(probs, config["target"], threshold)
+    argmax_level = probs.argmax(axis=1)
+    decided = argmax_level >= (1 if config["target"] == "binary" else threshold)
+    return score, np.asarray(levels) >= threshold, decided
+
+
+def operating_point(fn, run_dir, config, env, crop, tta, rule):
+    """The cut on P(referable) chosen on the run's validation split (reused from
+    the run's own evaluation.json when made with the same rule and TTA)."""
+    own = run_dir / "evaluation.json"
+    if own.exists():
+        point = json.loads(own.read_text()).get("operating_point", {})
+        if [point.get("rule"), point.get("target"), point.get("tta")] == list(rule) + [tta]:
+            return point
+    val = open_split(env["data"], "val", config)
+    score, truth, _ = decisions(predict(fn, val, crop, rotations=rotations(tta)), val.levels,
+                                config)
+    try:
+        cut, sens, spec = choose_cut(score, truth, *rule)
+    except ValueError as e:
+        raise InputError("%s: validation split: %s" % (env["data"], e))
+    return {"rule": rule[0], "target": rule[1], "tta": tta, "cut": cut,
+            "val_sensitivity": sens, "val_specificity": spec, "val_images": len(val)}
+
+
+def rotations(tta):
+    return (0, 90, 180, 270) if tta else (0,)
+
+
+def settings_of(data_sha1, tta, rule, resamples, seed):
+    return {"data_sha1": data_sha1, "tta": tta, "rule": list(rule), "resamples": resamples,
+            "seed": seed}
+
+
+def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPLES, seed=0,
+             reuse=False):
+    """Evaluate ``run_dir`` on ``data_path`` (its own data: the test split; other
+    data: all of it). ``reuse``: keep an evaluation made with the same settings
+    after the model. Returns the evaluation dict."""
+    run_dir = Path(run_dir).resolve()
     model = run_dir / "model.npz"
     if not model.exists():
         raise InputError("%s: no trained model (run make train)" % model)
+    if not Path(data_path).is_file():
+        raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data_path)
     config = json.loads((run_dir / "config.json").read_text())
-    target, threshold = config["target"], config.get("threshold", 2)
-    data = Dataset(data_path, split, target, threshold)
-    if len(data) == 0:
-        raise InputError("%s: the %s split is empty" % (data_path, split))
+    env = json.loads((run_dir / "environment.json").read_text())
+    data_sha1 = sha1_of(data_path)
+    external = data_sha1 != env["data_sha1"]
+    out_dir = out_dir_of(run_dir, data_path, external)
+    settings = settings_of(data_sha1, tta, rule, resamples, seed)
+    done = out_dir / "evaluation.json"
+    if reuse and done.exists() and done.stat().st_mtime >= model.stat().st_mtime:
+        previous = json.loads(done.read_text())
+        if previous.get("settings") == settings:
+            return previous
+    if external:
+        check_same_preprocessing(data_path, env["data"])
     _, input_shape, net = load_model(str(model))
     fn = googlenet.compile_forward(net, ["prob"])
-    rotations = (0, 90, 180, 270) if tta else (0,)
-    probs = predict(fn, data, input_shape[1], rotations=rotations)
-    metrics = screening_metrics(probs, data.levels, target, threshold)
-    metrics.update(split=split, tta=tta, data=str(Path(data_path).resolve()))
-    fpr, tpr = roc_points(probs, data.levels, target, threshold)
-    plot_roc(fpr, tpr, metrics["auc"], str(run_dir / "roc.png"), "(%s split)" % split)
-    labels = ["no", "referable"] if target == "binary" else [str(i) for i in range(5)]
-    plot_confusion(metrics["confusion"], labels, str(run_dir / "confusion.png"), "(%s)" % split)
-    atomic_savez(run_dir / "test_predictions.npz", probs=probs, levels=data.levels,
-                 names=np.array(data.names))
-    atomic_write_bytes(run_dir / "evaluation.json", json.dumps(metrics, indent=2).encode())
-    print("evaluate: %s" % ", ".join("%s=%.4g" % (k, metrics[k]) for k in
-                                      ("accuracy", "sensitivity", "specificity", "auc", "kappa")))
-    return metrics
+    crop = input_shape[1]
+    point = operating_point(fn, run_dir, config, env, crop, tta, rule)
+    data = Dataset(data_path, "all") if external else open_split(data_path, "test", config)
+    if len(data) == 0:
+        raise InputError("%s: no usable images in the %s split" % (data_path, "whole" if external
+                                                                  else "test"))
+    probs = predict(fn, data, crop, rotations=rotations(tta))
+    score, truth, decided = decisions(probs, data.levels, config)
+    argmax = bootstrap(score, truth, decided, data.patients, resamples, seed)
+    result = {
+        "run": str(run_dir), "data": str(Path(data_path).resolve()), "external": external,
+        "split": "all" if external else "test", "tta": tta, "n": len(data),
+        "settings": settings, "bootstrap": argmax.pop("bootstrap"), "argmax": argmax,
+        "operating_point": point,
+        "at_operating_point": {k: v for k, v in bootstrap(
+            score, truth, score >= point["cut"], data.patients, resamples, seed).items()
+            if k != "bootstrap"},
+        "confusion": screening_metrics(probs, data.levels, config["target"],
+                                       config.get("threshold", 2))["confusion"],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_savez(out_dir / "predictions.npz", probs=probs, score=score, levels=data.levels,
+                 names=np.array(data.names), patients=np.array(data.patients))
+    title = "(%s, %d images)" % (Path(data_path).stem if external else "test split", len(data))
+    plot_roc([(config["scenario"], score, truth, (score >= point["cut"]))],
+             str(out_dir / "roc.png"), title)
+    labels = ["no", "referable"] if config["target"] == "binary" else [str(i) for i in range(5)]
+    plot_confusion(result["confusion"], labels, str(out_dir / "confusion.png"), title)
+    plot_reliability([(title.strip("()"), score, truth)], str(out_dir / "calibration.png"))
+    atomic_write_bytes(done, json.dumps(result, indent=2).encode())
+    print("evaluate %s: %s" % (title, summary_line(result)))
+    return result
+
+
+def summary_line(result):
+    """One line: the argmax and operating-point metrics with their intervals."""
+    def part(metrics):
+        return ", ".join("%s %.3f [%.3f, %.3f]" % ((m, metrics[m]["value"]) + tuple(metrics[m]["ci"]))
+                         for m in ("auc", "sensitivity", "specificity", "kappa"))
+    return "argmax: %s; at cut %.3f: %s" % (part(result["argmax"]),
+                                             result["operating_point"]["cut"],
+                                             part(result["at_operating_point"]))

@@ -15,38 +15,47 @@ from models.caffe_import import load_caffemodel
 from models.fileio import atomic_path
 from models.solver import learning_rate
 
-from .dataset import Dataset, class_weights
+from .dataset import Dataset, class_weights, open_split
 from .errors import InputError
 from .finetune import compile_training
 from .metrics import validation_row
 from .runs import finish
 
 
-def extract_features(config, env, spec, input_shape, net, cache_dir):
-    """Globally pooled ``feature_layer`` activations of every split, cached in HDF5
-    under a name made of the data's and weights' checksums (from ``env``)."""
+def extract_features(config, env, input_shape, net, cache_dir):
+    """Globally pooled ``feature_layer`` activations of every usable image of the
+    data, extracted once and cached in HDF5 under a name made of the data's and
+    weights' checksums (from ``env``), the network, layer and crop: every split,
+    fold and seed of a scenario reads the same file. Returns (the cache path,
+    {"index": image index in the data file, "features": N x F})."""
     data_path = env["data"]
-    key = "%s-%s-%s-%s-%d" % (Path(data_path).stem, env["data_sha1"][:10],
-                              env.get("weights_sha1", "random")[:10],
-                              config["feature_layer"].replace("/", "_"), config.get("seed", 0))
+    key = "%s-%s-%s-%s-%s-%d" % (Path(data_path).stem, env["data_sha1"][:10],
+                                 (env.get("weights_sha1") or "random")[:10],
+                                 config.get("network", "googlenet"),
+                                 config["feature_layer"].replace("/", "_"), input_shape[1])
     path = Path(cache_dir) / (key + ".h5")
     if not path.exists():
         fn = googlenet.compile_forward(net, ["features/global_pool"])
-        crop = input_shape[1]
+        data = Dataset(data_path, "all")
+        feats = []
+        for start in tqdm(range(0, len(data), 32), desc="features", unit="batch"):
+            pos = np.arange(start, min(start + 32, len(data)))
+            feats.append(fn(data.batch(pos, input_shape[1]))[0].reshape(len(pos), -1))
         with atomic_path(str(path)) as tmp, h5py.File(tmp, "w") as out:
-            for split in ("train", "val", "test"):
-                data = Dataset(data_path, split, config["target"], config.get("threshold", 2))
-                feats = []
-                for start in tqdm(range(0, len(data), 32), desc="features " + split, unit="batch"):
-                    pos = np.arange(start, min(start + 32, len(data)))
-                    feats.append(fn(data.batch(pos, crop))[0].reshape(len(pos), -1))
-                out[split] = np.concatenate(feats) if feats else np.zeros((0, 1), np.float32)
-                data.close()
+            out["index"] = data.index
+            out["features"] = np.concatenate(feats)
+        data.close()
     with h5py.File(path, "r") as f:
-        return {split: f[split][:] for split in ("train", "val", "test")}, path
+        return path, {"index": f["index"][:], "features": f["features"][:]}
 
 
-def fit_linear(config, X, y, num_classes, Xval=None, yval=None):
+def features_of(cache, data):
+    """The rows of the cached features for the images of Dataset ``data``."""
+    row = {int(i): k for k, i in enumerate(cache["index"])}
+    return cache["features"][[row[int(i)] for i in data.index]]
+
+
+def fit_linear(config, X, y, num_classes):
     """(W (K x F), b (K,)) of a linear softmax classifier on features X.
 
     logistic / svm: scikit-learn on standardised features, folded back into
@@ -119,10 +128,10 @@ def train_features(config, env, built, run_dir, cache_dir):
     """Extract (or reuse) the features, fit the linear classifier, publish the run."""
     start = time.time()
     data_path = env["data"]
-    train = Dataset(data_path, "train", config["target"], config.get("threshold", 2))
-    val = Dataset(data_path, "val", config["target"], config.get("threshold", 2))
+    train, val = open_split(data_path, "train", config), open_split(data_path, "val", config)
     spec, input_shape, net = built
-    feats, path = extract_features(config, env, spec, input_shape, net, cache_dir)
+    path, cache = extract_features(config, env, input_shape, net, cache_dir)
+    feats = {"train": features_of(cache, train), "val": features_of(cache, val)}
     print("train: features %s from %s" % (feats["train"].shape, path))
     W, b = fit_linear(config, feats["train"], train.targets, train.num_classes)
     net["loss3/classifier"].W.set_value(np.ascontiguousarray(W.T))

@@ -20,7 +20,7 @@ from models.caffe_import import load_caffemodel
 from models.fileio import atomic_savez
 from models.solver import layer_multipliers, learning_rate, sgd_updates
 
-from .dataset import Dataset, balanced_positions, class_weights
+from .dataset import balanced_positions, class_weights, open_split
 from .errors import InputError
 from .inference import predict
 from .metrics import validation_row
@@ -90,8 +90,7 @@ def epoch_plan(config, train, epoch, iterations):
 def finetune(config, data_path, built, run_dir, progress=True):
     """Train ``built`` (from ``build_finetune_net``) in ``run_dir``, resuming its
     checkpoint; returns ``run_dir``, or None when stopped by a signal."""
-    train = Dataset(data_path, "train", config["target"], config.get("threshold", 2))
-    val = Dataset(data_path, "val", config["target"], config.get("threshold", 2))
+    train, val = open_split(data_path, "train", config), open_split(data_path, "val", config)
     spec, input_shape, net, heads = built
     crop = input_shape[1]
     train_fn, rate, histories, _ = compile_training(net, heads, config)

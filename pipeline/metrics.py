@@ -1,6 +1,6 @@
 """Screening metrics: accuracy, sensitivity, specificity, ROC AUC, quadratic weighted kappa."""
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
 
 
 def referable_score(probs, target, threshold=2):
@@ -32,12 +32,6 @@ def screening_metrics(probs, levels, target, threshold=2):
     out["auc"] = float(roc_auc_score(referable, score)) if 0 < referable.sum() < len(referable) \
         else float("nan")
     return out
-
-
-def roc_points(probs, levels, target, threshold=2):
-    fpr, tpr, _ = roc_curve((np.asarray(levels) >= threshold).astype(int),
-                            referable_score(probs, target, threshold))
-    return fpr, tpr
 
 
 def validation_row(probs, data, config):

@@ -1,4 +1,5 @@
-"""PNG plots (matplotlib, no display): learning curves, ROC, confusion matrix."""
+"""PNG plots (matplotlib, no display): learning curves, ROC, confusion matrix,
+calibration."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -34,14 +35,44 @@ def plot_learning_curves(rows, path, title=""):
     _save(fig, path)
 
 
-def plot_roc(fpr, tpr, auc, path, title=""):
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(fpr, tpr, label="AUC = %.3f" % auc)
+def plot_roc(curves, path, title=""):
+    """ROC curves of referable DR, overlaid: ``curves`` is a list of (label, score,
+    truth, decided or None); a decision rule is marked as a point on its curve."""
+    from sklearn.metrics import roc_curve
+
+    from .stats import auc
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for label, score, truth, decided in curves:
+        fpr, tpr, _ = roc_curve(truth, score)
+        line, = ax.plot(fpr, tpr, label="%s (AUC %.3f)" % (label, auc(score, truth)))
+        if decided is not None:
+            truth, decided = np.asarray(truth, bool), np.asarray(decided, bool)
+            ax.plot([(decided & ~truth).sum() / max(1, (~truth).sum())],
+                    [(decided & truth).sum() / max(1, truth.sum())], "o", color=line.get_color())
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
     ax.set_title("ROC, referable DR %s" % title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize="small")
+    _save(fig, path)
+
+
+def plot_reliability(curves, path, bins=10):
+    """Reliability diagram: observed fraction referable against mean predicted
+    P(referable), per bin of equal width; ``curves`` is a list of (label, score, truth)."""
+    from sklearn.calibration import calibration_curve
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfectly calibrated")
+    for label, score, truth in curves:
+        observed, predicted = calibration_curve(np.asarray(truth, int), np.clip(score, 0, 1),
+                                                n_bins=bins)
+        ax.plot(predicted, observed, "o-", label="%s (%d images)" % (label, len(truth)))
+    ax.set_xlabel("predicted P(referable DR)")
+    ax.set_ylabel("observed fraction referable")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("calibration")
+    ax.legend(loc="upper left", fontsize="small")
     _save(fig, path)
 
 

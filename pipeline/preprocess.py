@@ -123,6 +123,24 @@ def split_by_patient(names, levels, fractions=(0.7, 0.15, 0.15), seed=0):
     return np.array([patient_split[patient_of(n)] for n in names], dtype=np.int8)
 
 
+def kfold_by_patient(names, levels, folds, seed=0):
+    """Fold (0..folds-1) of each image: whole patients, dealt round-robin within each
+    worst level after a seeded shuffle, so every fold is stratified by level."""
+    patient_level = {}
+    for name, level in zip(names, levels):
+        p = patient_of(name)
+        patient_level[p] = max(level, patient_level.get(p, 0))
+    rng = np.random.RandomState(seed)
+    patient_fold, dealt = {}, 0
+    for level in range(5):
+        group = sorted(p for p, l in patient_level.items() if l == level)
+        rng.shuffle(group)
+        for p in group:  # continue the deal across levels: fold sizes differ by one at most
+            patient_fold[p] = dealt % folds
+            dealt += 1
+    return np.array([patient_fold[patient_of(n)] for n in names], dtype=np.int8)
+
+
 def retina_box(rgb, threshold=20):
     """(top, bottom, left, right) of the retina: rows/columns where more than
     1 % of pixels are brighter than ``threshold`` (the black border is not)."""

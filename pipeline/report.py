@@ -1,130 +1,333 @@
-"""Report: one self-contained HTML (plots inlined) and a Markdown file per run."""
+"""The reproduction report: one HTML page (plots inlined) and its Markdown, across
+every evaluated run of one dataset.
+
+What is measured comes first: the post's claims, each decided by a paired
+patient bootstrap of the difference in test AUC between two scenarios on the
+same test images (and on the pooled out-of-fold predictions where both were
+cross-validated); then the overlaid ROC curves, the per-scenario results with
+their intervals and the number of runs behind each figure, cross-validation,
+external datasets; then the per-run details (inputs, config, curves).
+"""
 import base64
+import csv
 import html
 import json
+import re
 from pathlib import Path
 
 import h5py
+import numpy as np
 
-from models.fileio import atomic_write_bytes
+from models.fileio import atomic_write_bytes, sha1_of
 
 from .errors import InputError
+from .plots import plot_reliability, plot_roc
+from .stats import METRICS, RESAMPLES, paired_difference
 
-# The post's recipe and claims, per scenario, to set next to what was obtained.
-CLAIMS = {
-    "1": "Small data, similar to ImageNet: a linear classifier on the top CNN features is "
-         "enough; fine-tuning risks overfitting.",
-    "2": "Large data, similar to ImageNet: fine-tuning the whole pre-trained network is safe "
-         "and improves on fixed features.",
-    "3": "Small data, different from ImageNet: a linear classifier on activations from earlier "
-         "in the network, which are more generic than the top ones.",
-    "4": "Large data, different from ImageNet (diabetic retinopathy): start from the pre-trained "
-         "weights, replace the classifier, freeze the first two layers, fine-tune the rest with "
-         "a small base learning rate and decay, L2 weight decay, rotations of 0/90/180/270 "
-         "degrees as the only augmentation, balanced classes. Pre-trained init should beat "
-         "training from scratch.",
-    "scratch": "The same recipe as scenario 4 from random initialisation: the baseline that "
-               "pre-training is claimed to beat.",
-}
-METRICS = ("accuracy", "sensitivity", "specificity", "auc", "kappa")
-PLOTS = (("learning_curves.png", "Learning curves"), ("roc.png", "ROC (test split)"),
-         ("confusion.png", "Confusion matrix (test split)"))
+#: The post's claims, as comparisons of test AUC between two scenarios.
+#: kind "better": A beats B; "no worse": A is at most ``margin`` below B.
+CLAIMS = [
+    ("Pre-trained initialisation beats random initialisation", "4", "scratch", "better", 0),
+    ("For data unlike ImageNet, fine-tuning beats a linear classifier on the top features",
+     "4", "1", "better", 0),
+    ("For data unlike ImageNet, features from earlier layers beat the top features",
+     "3", "1", "better", 0),
+    ("Freezing the first two layers costs nothing (no worse than fine-tuning everything, "
+     "margin 0.05 AUC)", "4", "2", "no worse", 0.05),
+]
+SCENARIO_NAMES = {"1": "1: linear on top features", "2": "2: fine-tune all",
+                  "3": "3: linear on earlier features", "4": "4: fine-tune, conv1/2 frozen",
+                  "scratch": "scratch: scenario 4 from random init"}
 
 
-def _load(run_dir, name):
-    path = run_dir / name
-    if not path.exists():
-        raise InputError("%s: missing (run make train and make evaluate first)" % path)
-    return json.loads(path.read_text())
+def verdict(kind, margin, ci):
+    lo, hi = ci
+    if kind == "better":
+        return "holds" if lo > 0 else "does not hold" if hi < 0 else "inconclusive at this size"
+    return ("holds" if lo > -margin else "does not hold" if hi < -margin
+            else "inconclusive at this size")
 
 
-def data_counts(data_path):
-    """(counts per split and level, failed images, source directory) of the HDF5 store."""
-    try:
-        with h5py.File(data_path, "r") as f:
-            return (json.loads(f.attrs["counts"]), json.loads(f.attrs["failed"]),
-                    f.attrs.get("source"))
-    except (OSError, KeyError):
-        return None, None, None
+def fmt(metric):
+    """0.912 [0.850, 0.961]"""
+    return "%.3f [%.3f, %.3f]" % ((metric["value"],) + tuple(metric["ci"]))
 
 
-def sibling_results(run_dir):
-    """[(scenario, evaluation)] of the other ``*-latest`` runs beside ``run_dir``."""
-    out = []
-    for link in sorted(run_dir.parent.glob("*-latest")):
-        path = link / "evaluation.json"
-        if path.exists() and link.resolve() != run_dir:
-            out.append((link.name[:-len("-latest")], json.loads(path.read_text())))
+def load_runs(runs_root, data_sha1):
+    """Every finished run of ``runs_root`` evaluated on its own data with SHA1
+    ``data_sha1``: dicts of dir, config, env, evaluation, predictions."""
+    runs = []
+    for run_dir in sorted(Path(runs_root).glob("*-2*")):
+        paths = [run_dir / n for n in ("DONE", "config.json", "environment.json",
+                                       "evaluation.json", "predictions.npz")]
+        if not all(p.exists() for p in paths):
+            continue
+        evaluation = json.loads(paths[3].read_text())
+        if evaluation.get("settings", {}).get("data_sha1") != data_sha1 or evaluation["external"]:
+            continue
+        with np.load(paths[4]) as npz:
+            predictions = {k: npz[k] for k in npz.files}
+        runs.append({"dir": run_dir, "config": json.loads(paths[1].read_text()),
+                     "env": json.loads(paths[2].read_text()), "evaluation": evaluation,
+                     "predictions": predictions})
+    return runs
+
+
+def group(runs):
+    """{scenario: [runs on the file's own split, by seed]} (cross-validation folds apart)."""
+    out = {}
+    for run in runs:
+        if "folds" not in run["config"]:
+            out.setdefault(run["config"]["scenario"], []).append(run)
+    for members in out.values():
+        members.sort(key=lambda r: (r["config"].get("seed", 0), r["dir"].name))
     return out
 
 
-def write_report(run_dir):
-    """Writes ``report.html`` and ``report.md`` into ``run_dir``; returns the HTML path."""
-    run_dir = Path(run_dir).resolve()
-    config, env = _load(run_dir, "config.json"), _load(run_dir, "environment.json")
-    evaluation = _load(run_dir, "evaluation.json")
-    counts, failed, source = data_counts(env["data"])
-    seconds = 0.0
-    if (run_dir / "metrics.csv").exists():
-        import csv
-        with open(run_dir / "metrics.csv") as f:
-            seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
-    scenario = config["scenario"]
-    init = config.get("init", "pretrained")
-    weights_line = ("%s (SHA1 %s)" % (env["weights"], env["weights_sha1"]) if "weights" in env
-                    else "none: randomly initialised GoogLeNet (Caffe's xavier fillers)")
-    md = ["# Run %s: scenario %s" % (run_dir.name, scenario), "",
-          "*%s*" % config.get("description", ""), "",
-          "## The post's claim", "", CLAIMS.get(scenario, "(no claim recorded for this scenario)"),
-          "", "## What was obtained (%s split, %d images%s)" % (
-              evaluation["split"], evaluation["n"], ", 4-rotation TTA" if evaluation["tta"] else ""),
-          "", "| " + " | ".join(METRICS) + " |", "|" + "---|" * len(METRICS),
-          "| " + " | ".join("%.3f" % evaluation[m] for m in METRICS) + " |", "",
-          "Confusion matrix (rows true, columns predicted): `%s`" % evaluation["confusion"], "",
-          "Training time: %.0f s on %s CPUs." % (seconds, env.get("cpus")), ""]
-    others = sibling_results(run_dir)
-    if others:
-        md += ["Other scenarios evaluated beside this run (same metrics):", "",
-               "| scenario | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-        md += ["| %s | %s |" % (name, " | ".join("%.3f" % e[m] for m in METRICS))
-               for name, e in others]
-        md += [""]
-    md += ["## Inputs", "", "- initialisation: %s" % init, "- weights: %s" % weights_line,
-           "- data: %s (SHA1 %s)" % (env["data"], env["data_sha1"]), "- seed: %s" % env["seed"]]
+def claim_rows(by_scenario, cv, resamples):
+    """(claim, evidence, verdict) rows: paired differences of test AUC."""
+    rows = []
+    for text, a, b, kind, margin in CLAIMS:
+        evidence = []
+        if a in by_scenario and b in by_scenario:
+            pa, pb = by_scenario[a][0]["predictions"], by_scenario[b][0]["predictions"]
+            if list(pa["names"]) == list(pb["names"]):
+                truth = pa["levels"] >= by_scenario[a][0]["config"].get("threshold", 2)
+                d = paired_difference([(r["predictions"]["score"], r["predictions"]["score"] >= .5)
+                                       for r in by_scenario[a]],
+                                      [(r["predictions"]["score"], r["predictions"]["score"] >= .5)
+                                       for r in by_scenario[b]],
+                                      truth, pa["patients"], "auc", resamples)
+                evidence.append(("test split, %d images, %d + %d runs" % (
+                    len(truth), len(by_scenario[a]), len(by_scenario[b])), d))
+        if a in cv and b in cv:
+            oa, ob = cv[a]["oof"], cv[b]["oof"]
+            order = np.argsort(ob["names"])[np.argsort(np.argsort(oa["names"]))]
+            if list(ob["names"][order]) == list(oa["names"]):
+                truth = oa["levels"] >= 2
+                d = paired_difference([(oa["score"], oa["score"] >= .5)],
+                                      [(ob["score"][order], ob["score"][order] >= .5)],
+                                      truth, oa["patients"], "auc", resamples)
+                evidence.append(("%d-fold CV, out-of-fold, %d images" % (
+                    cv[a]["summary"]["folds"], len(truth)), d))
+        if not evidence:
+            rows.append((text, "%s vs %s" % (a, b), "not measured: evaluate both scenarios on "
+                         "this data", "not measured"))
+        for where, d in evidence:
+            rows.append((text, "%s vs %s" % (a, b),
+                         "ΔAUC %+.3f [%+.3f, %+.3f] (%s)" % (d["value"], d["ci"][0], d["ci"][1],
+                                                             where),
+                         verdict(kind, margin, d["ci"])))
+    return rows
+
+
+def load_cv(runs_root, data_sha1):
+    out = {}
+    for path in sorted(Path(runs_root).glob("cv-*/summary.json")):
+        summary = json.loads(path.read_text())
+        if summary["data_sha1"] == data_sha1 and (path.parent / "oof_predictions.npz").exists():
+            with np.load(path.parent / "oof_predictions.npz") as npz:
+                out.setdefault(summary["scenario"], {"summary": summary, "dir": path.parent,
+                                                     "oof": {k: npz[k] for k in npz.files}})
+    return out
+
+
+def load_external(runs):
+    """{dataset name: [(run, its internal evaluation, external evaluation, dir)]}."""
+    out = {}
+    for run in runs:
+        for path in sorted(run["dir"].glob("external/*/evaluation.json")):
+            out.setdefault(path.parent.name, []).append(
+                (run, json.loads(path.read_text()), path.parent))
+    return out
+
+
+def data_summary(data_path):
+    with h5py.File(data_path, "r") as f:
+        return (json.loads(f.attrs["counts"]), json.loads(f.attrs.get("failed", "[]")),
+                f.attrs.get("source"), int(f["ok"][:].sum()))
+
+
+def train_seconds(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return sum(float(r["seconds"]) for r in csv.DictReader(f))
+
+
+def write_report(runs_root, data_path, resamples=RESAMPLES):
+    """Writes ``report-<data>.html`` and ``.md`` into ``runs_root``; returns the HTML path."""
+    runs_root, data_path = Path(runs_root), Path(data_path)
+    if not data_path.is_file():
+        raise InputError("%s: no preprocessed data" % data_path)
+    data_sha1 = sha1_of(data_path)
+    runs = load_runs(runs_root, data_sha1)
+    if not runs:
+        raise InputError("%s: no evaluated run on %s (make train and make evaluate first)"
+                         % (runs_root, data_path))
+    by_scenario, cv = group(runs), load_cv(runs_root, data_sha1)
+    stem = "report-%s" % data_path.stem
+    counts, failed, source, usable = data_summary(data_path)
+    first = next(iter(by_scenario.values()))[0]["evaluation"] if by_scenario else None
+    md = ["# Transfer learning for diabetic retinopathy: reproduction report", "",
+          "Data: `%s` (%d usable images, SHA1 %s); referable DR = level >= 2. Every interval is "
+          "a 95 %% bootstrap interval over patients (both eyes together, %d resamples, seeded)."
+          % (data_path.name, usable, data_sha1[:12], resamples), ""]
+    md += ["## The post's claims", "",
+           "Decided on test AUC, by a paired bootstrap of the difference between the two "
+           "scenarios on the same images: holds when the interval is above 0 (for 'no worse': "
+           "above minus the margin), does not hold when it is below, inconclusive otherwise. "
+           "With several seeds, the difference is that of their mean AUCs.", "",
+           "| claim | scenarios | evidence | verdict |", "|---|---|---|---|"]
+    md += ["| %s | %s | %s | **%s** |" % row for row in claim_rows(by_scenario, cv, resamples)]
+    curves = [(SCENARIO_NAMES.get(s, s), m[0]["predictions"]["score"],
+               m[0]["predictions"]["levels"] >= 2, None) for s, m in sorted(by_scenario.items())]
+    if curves:
+        plot_roc(curves, str(runs_root / (stem + "-roc.png")),
+                 "(test split, first seed of each scenario)")
+        md += ["", "![ROC curves of every scenario on the test split](%s-roc.png)" % stem]
+    md += scenario_tables(by_scenario, first)
+    md += cv_section(cv)
+    md += external_section(load_external(runs), runs_root, stem)
+    md += data_section(counts, failed, source)
+    md += run_details([r for r in runs if "folds" not in r["config"]])
+    text = "\n".join(md) + "\n"
+    atomic_write_bytes(runs_root / (stem + ".md"), text.encode())
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>DR transfer learning: "
+            "reproduction report</title><style>body{font-family:sans-serif;max-width:72em;"
+            "margin:2em auto;padding:0 1em;line-height:1.4}table{border-collapse:collapse;"
+            "margin:.5em 0}td,th{border:1px solid #bbb;padding:.25em .6em;vertical-align:top}"
+            "th{background:#eef}pre{background:#f4f4f4;padding:.5em;overflow:auto;font-size:85%%}"
+            "img{max-width:100%%}details{margin:.5em 0}summary{cursor:pointer;font-weight:bold}"
+            "</style></head><body>%s</body></html>") % markdown_to_html(text, runs_root)
+    html_path = runs_root / (stem + ".html")
+    atomic_write_bytes(html_path, page.encode())
+    return html_path
+
+
+def scenario_tables(by_scenario, first):
+    md = ["", "## Results per scenario", ""]
+    if not by_scenario:
+        return md + ["No single-split run evaluated on this data.", ""]
+    md += ["Test split (%d images%s), the argmax decision. One row per run; a scenario "
+           "with several seeds gets a row of their mean ± sd." % (
+               first["n"], ", 4-rotation TTA" if first["tta"] else ""), "",
+           "| scenario | seed | " + " | ".join(METRICS) + " | training s |",
+           "|---|---|" + "---|" * len(METRICS) + "---|"]
+    for scenario, members in sorted(by_scenario.items()):
+        for run in members:
+            e = run["evaluation"]["argmax"]
+            md.append("| %s | %s | %s | %.0f |" % (
+                SCENARIO_NAMES.get(scenario, scenario), run["config"].get("seed", 0),
+                " | ".join(fmt(e[m]) for m in METRICS), train_seconds(run["dir"])))
+        if len(members) > 1:
+            values = {m: [r["evaluation"]["argmax"][m]["value"] for r in members]
+                      for m in METRICS}
+            md.append("| %s | mean ± sd of %d | %s | |" % (
+                SCENARIO_NAMES.get(scenario, scenario), len(members),
+                " | ".join("%.3f ± %.3f" % (np.mean(v), np.std(v, ddof=1))
+                           for v in values.values())))
+    md += ["", "At the operating point chosen on the validation split before the test split "
+           "was seen (%s):" % rule_text(first["operating_point"]), "",
+           "| scenario | seed | cut on P(referable) | val sens. / spec. | test sensitivity | "
+           "test specificity | test accuracy | test kappa |", "|---|---|---|---|---|---|---|---|"]
+    for scenario, members in sorted(by_scenario.items()):
+        for run in members:
+            e, p = run["evaluation"]["at_operating_point"], run["evaluation"]["operating_point"]
+            md.append("| %s | %s | %.3f | %.3f / %.3f | %s | %s | %s | %s |" % (
+                SCENARIO_NAMES.get(scenario, scenario), run["config"].get("seed", 0), p["cut"],
+                p["val_sensitivity"], p["val_specificity"], fmt(e["sensitivity"]),
+                fmt(e["specificity"]), fmt(e["accuracy"]), fmt(e["kappa"])))
+    return md + [""]
+
+
+def rule_text(point):
+    if point["rule"] == "sensitivity":
+        return "the highest specificity with sensitivity >= %.2f" % point["target"]
+    return "Youden's J"
+
+
+def cv_section(cv):
+    if not cv:
+        return []
+    md = ["## Cross-validation by patient", "",
+          "| scenario | folds | AUC per fold | mean ± sd | pooled out-of-fold AUC | images |",
+          "|---|---|---|---|---|---|"]
+    for scenario, c in sorted(cv.items()):
+        s = c["summary"]
+        md.append("| %s | %d | %s | %.3f ± %.3f | %s | %d |" % (
+            SCENARIO_NAMES.get(scenario, scenario), s["folds"],
+            ", ".join("%.3f" % f["auc"] for f in s["per_fold"]), s["mean"]["auc"],
+            s["sd"]["auc"], fmt(s["pooled_auc"]["auc"]), s["images"]))
+    md += [""] + ["![%s: ROC of each fold](%s)" % (SCENARIO_NAMES.get(s, s), c["dir"].name +
+                                                     "/cv_roc.png")
+                  for s, c in sorted(cv.items())]
+    return md + [""]
+
+
+def external_section(external, runs_root, stem):
+    md = []
+    for name, items in sorted(external.items()):
+        md += ["## External validation: %s" % name, "",
+               "Every usable image of `%s`, preprocessed as the training data, at the operating "
+               "point chosen on the run's own validation split. Side by side with the run's own "
+               "test split, to show the shift." % name, "",
+               "| run | data | images | AUC | sensitivity at cut | specificity at cut | "
+               "kappa at cut |", "|---|---|---|---|---|---|---|"]
+        curves = []
+        for run, ext, where in items:
+            own = run["evaluation"]
+            for label, e in (("own test split", own), (name, ext)):
+                at = e["at_operating_point"]
+                md.append("| %s | %s | %d | %s | %s | %s | %s |" % (
+                    run["dir"].name, label, e["n"], fmt(e["argmax"]["auc"]),
+                    fmt(at["sensitivity"]), fmt(at["specificity"]), fmt(at["kappa"])))
+            with np.load(where / "predictions.npz") as p:
+                curves.append(("%s, %s" % (run["config"]["scenario"], name), p["score"],
+                               p["levels"] >= 2))
+            curves.append(("%s, own test split" % run["config"]["scenario"],
+                           run["predictions"]["score"], run["predictions"]["levels"] >= 2))
+        figure = "%s-calibration-%s.png" % (stem, re.sub(r"[^\w.-]", "_", name))
+        plot_reliability(curves, str(runs_root / figure))
+        md += ["", "![Calibration: own test split and %s](%s)" % (name, figure), ""]
+    return md
+
+
+def data_section(counts, failed, source):
+    md = ["## Data", "", "Images per split and level (0-4) of the file's patient split:", "",
+          "| split | 0 | 1 | 2 | 3 | 4 | total |", "|---|---|---|---|---|---|---|"]
+    md += ["| %s | %s | %d |" % (s, " | ".join(map(str, c)), sum(c)) for s, c in counts.items()]
+    md += ["", "Unreadable images skipped in preprocessing: %d%s" % (
+        len(failed), " (" + "; ".join(failed) + ")" if failed else "")]
     if source and (Path(source) / "SOURCE.md").exists():
-        md += ["- images from %s: licence and credit in its SOURCE.md" % source]
-    if counts:
-        md += ["", "Images per split and level (0-4):", "", "| split | 0 | 1 | 2 | 3 | 4 | total |",
-               "|---|---|---|---|---|---|---|"]
-        md += ["| %s | %s | %d |" % (s, " | ".join(map(str, c)), sum(c)) for s, c in counts.items()]
-        md += ["", "Unreadable images skipped in preprocessing: %d %s" % (
-            len(failed), "(" + "; ".join(failed) + ")" if failed else "")]
-    md += ["", "## Config", "", "```json", json.dumps(config, indent=2), "```", "",
-           "## Environment", "", "```json", json.dumps(env, indent=2), "```", ""]
-    md += ["## Plots", ""] + ["![%s](%s)" % (title, name) for name, title in PLOTS
-                              if (run_dir / name).exists()]
-    md_text = "\n".join(md) + "\n"
-    atomic_write_bytes(run_dir / "report.md", md_text.encode())
-
-    body = []
-    for line in md:
-        if line.startswith("!["):
-            title, name = line[2:].split("](")
-            data = base64.b64encode((run_dir / name[:-1]).read_bytes()).decode()
-            body.append('<figure><img src="data:image/png;base64,%s" alt="%s"><figcaption>%s'
-                        '</figcaption></figure>' % (data, html.escape(title), html.escape(title)))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>%s</title><style>"
-            "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-            "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .6em}"
-            "pre{background:#f4f4f4;padding:.5em;overflow:auto}img{max-width:100%%}</style>"
-            "</head><body>%s%s</body></html>") % (
-        html.escape(run_dir.name), markdown_to_html(md_text.split("## Plots")[0]), "".join(body))
-    atomic_write_bytes(run_dir / "report.html", page.encode())
-    return run_dir / "report.html"
+        md += ["", "Images from %s: licence and credit in its SOURCE.md." % source]
+    return md + [""]
 
 
-def markdown_to_html(text):
-    """The small Markdown subset the report uses: headings, lists, tables, code, emphasis."""
+def run_details(runs):
+    md = ["## Runs", ""]
+    for run in runs:
+        env, config, e = run["env"], run["config"], run["evaluation"]
+        weights = ("%s (SHA1 %s)" % (env["weights"], env["weights_sha1"]) if env.get("weights")
+                   else "none: random initialisation (Caffe's xavier fillers)")
+        fold = " (fold %d of %d)" % (config["fold"], config["folds"]) if "folds" in config else ""
+        md += ["### %s: scenario %s, seed %s%s" % (run["dir"].name, config["scenario"],
+                                                  config.get("seed", 0), fold), "",
+               "*%s*" % config.get("description", ""), "",
+               "- weights: %s" % weights,
+               "- data: %s (SHA1 %s)" % (env["data"], env["data_sha1"]),
+               "- test: %d images; argmax: %s" % (e["n"], ", ".join(
+                   "%s %s" % (m, fmt(e["argmax"][m])) for m in ("auc", "kappa"))),
+               "- training: %.0f s on %s CPUs, Theano %s, Lasagne %s" % (
+                   train_seconds(run["dir"]), env.get("cpus"), env.get("theano"),
+                   env.get("lasagne")), ""]
+        md += ["![learning curves of %s](%s/learning_curves.png)" % (run["dir"].name,
+                                                                     run["dir"].name), ""]
+        md += ["```json", json.dumps(config, indent=2), "```", ""]
+    return md
+
+
+def markdown_to_html(text, base):
+    """The small Markdown subset the report uses: headings, lists, tables, code,
+    emphasis, bold, and images (``![alt](path)``, inlined from ``base``)."""
     out, in_code, in_table = [], False, False
     for line in text.splitlines():
         if line.startswith("```"):
@@ -139,19 +342,54 @@ def markdown_to_html(text):
             in_table = False
         if line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            out.append("<h%d>%s</h%d>" % (level, html.escape(line[level:].strip()), level))
+            out.append("<h%d>%s</h%d>" % (level, inline(line[level:].strip()), level))
+        elif line.startswith("!["):
+            alt, path = re.fullmatch(r"!\[(.*)\]\((.*)\)", line).groups()
+            data = base64.b64encode((Path(base) / path).read_bytes()).decode()
+            out.append('<figure><img src="data:image/png;base64,%s" alt="%s"><figcaption>%s'
+                       '</figcaption></figure>' % (data, html.escape(alt), html.escape(alt)))
         elif line.startswith("|"):
             cells = [c.strip() for c in line.strip("|").split("|")]
             if set("".join(cells)) <= set("-"):
                 continue
+            tag = "th" if not in_table else "td"
             if not in_table:
                 out.append("<table>")
                 in_table = True
-            out.append("<tr>%s</tr>" % "".join("<td>%s</td>" % html.escape(c) for c in cells))
+            out.append("<tr>%s</tr>" % "".join("<%s>%s</%s>" % (tag, inline(c), tag)
+                                               for c in cells))
         elif line.startswith("- "):
-            out.append("<li>%s</li>" % html.escape(line[2:]))
-        elif line.startswith("*") and line.endswith("*"):
-            out.append("<p><em>%s</em></p>" % html.escape(line.strip("*")))
+            out.append("<li>%s</li>" % inline(line[2:]))
+        elif line.startswith("*") and line.endswith("*") and not line.startswith("**"):
+            out.append("<p><em>%s</em></p>" % inline(line.strip("*")))
         elif line:
-            out.append("<p>%s</p>" % html.escape(line).replace("`", ""))
+            out.append("<p>%s</p>" % inline(line))
     return "\n".join(out)
+
+
+def inline(text):
+    """Escape, then **bold** and `code`."""
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def update_readme(readme, report_md):
+    """Replace what stands between the results markers of ``readme`` with the
+    measured part of the report (claims, per-scenario and CV tables)."""
+    readme, text = Path(readme), Path(report_md).read_text()
+    measured = text[text.index("## The post's claims"):text.index("## Data")]
+    lines = ["#" + line if line.startswith("## ") else line for line in measured.splitlines()
+             if not line.startswith("![")]
+    page = readme.read_text()
+    if README_BEGIN not in page or README_END not in page:
+        raise InputError("%s: no %s ... %s markers to write the results between"
+                         % (readme, README_BEGIN, README_END))
+    head, rest = page.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    body = "\n".join(["", "*Written by `make results` from %s.*" % Path(report_md).name, ""]
+                     + lines).rstrip() + "\n"
+    atomic_write_bytes(readme, (head + README_BEGIN + body + README_END + tail).encode())

@@ -67,6 +67,15 @@ def new_run_dir(runs_root, scenario):
     raise FileExistsError(base)
 
 
+def finished_run(config, runs_root, env):
+    """The newest finished run started with this config, data and weights, or None."""
+    for candidate in sorted(Path(runs_root).glob("%s-2*" % config["scenario"]), reverse=True):
+        if ((candidate / "DONE").exists()
+                and same_start(candidate, config, env["data_sha1"], env.get("weights_sha1"))):
+            return candidate
+    return None
+
+
 def open_run(stack, config, runs_root, env):
     """The run directory to train in, locked for the life of ``stack`` (an ExitStack):
     the unfinished run started with the same config, data and weights, else a new
@@ -106,8 +115,13 @@ def finish(run_dir, config, spec, net, input_shape, rows):
     write_metrics(run_dir, rows)
     plot_learning_curves(rows, str(run_dir / "learning_curves.png"), config["scenario"])
     atomic_write_bytes(run_dir / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n").encode())
-    link = run_dir.parent / ("%s-latest" % config["scenario"])
-    tmp = run_dir.parent / (".%s-latest.%d.tmp" % (config["scenario"], os.getpid()))
+    point_latest(run_dir, config["scenario"])
+
+
+def point_latest(run_dir, scenario):
+    """Make ``{scenario}-latest`` beside ``run_dir`` point at it (atomically)."""
+    link = run_dir.parent / ("%s-latest" % scenario)
+    tmp = run_dir.parent / (".%s-latest.%d.tmp" % (scenario, os.getpid()))
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     tmp.symlink_to(run_dir.name)

@@ -21,12 +21,16 @@ from models.fileio import sha1_of
 from .errors import InputError
 from .features import build_features_net, train_features
 from .finetune import build_finetune_net, finetune
-from .runs import environment, open_run
+from .runs import environment, finished_run, open_run, point_latest
 
 
-def train(config, data_path, weights=None, runs_root="runs", progress=True):
+def train(config, data_path, weights=None, runs_root="runs", progress=True, reuse=False):
     """Run (or resume) ``config`` on the preprocessed ``data_path``; returns the run
-    directory, or None when stopped by a signal (the checkpoint is saved)."""
+    directory, or None when stopped by a signal (the checkpoint is saved).
+
+    ``reuse``: a finished run started with the same config, data and weights is
+    returned as it is (and made ``{scenario}-latest``) instead of training anew.
+    """
     if not os.path.exists(data_path):
         raise InputError("%s: no preprocessed data (run make preprocess)" % data_path)
     pretrained = config.get("init", "pretrained") == "pretrained"
@@ -39,6 +43,11 @@ def train(config, data_path, weights=None, runs_root="runs", progress=True):
         config, num_classes, weights if pretrained else None)
     weights_sha1 = sha1_of(weights) if pretrained else None
     env = environment(config, data_path, sha1_of(data_path), weights, weights_sha1)
+    done = reuse and finished_run(config, runs_root, env)
+    if done:
+        print("train: %s is a finished run of this config, data and weights: reused" % done)
+        point_latest(done, config["scenario"])
+        return done
     with contextlib.ExitStack() as stack:
         run_dir, env = open_run(stack, config, runs_root, env)
         print("train: scenario %s (%s) in %s" % (config["scenario"],

@@ -34,11 +34,19 @@ def test_shipped_scenarios_are_valid_and_overrides_apply():
     ("solver.lr_policy=multistep", "solver.stepvalue: missing (method finetune needs it)"),
     ("threshold=5", "threshold: 5 is above 4"),
     ("epochs.x=1", "epochs is not a table"),
+    ("folds=5", "fold: missing (folds and fold go together)"),
+    ("fold=5", "folds: missing"),
 ])
 def test_bad_overrides_are_one_line_naming_the_key(override, message):
     with pytest.raises(InputError) as e:
         load_scenario("4", [override])
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_fold_must_be_below_folds():
+    with pytest.raises(InputError, match="fold: 5 is not below folds"):
+        load_scenario("4", ["folds=5", "fold=5"])
+    assert load_scenario("4", ["folds=5", "fold=4"])["fold"] == 4
 
 
 def test_feature_layer_must_be_a_layer_of_the_network():

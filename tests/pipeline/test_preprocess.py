@@ -249,7 +249,10 @@ def test_kill_9_at_random_instants_never_leaves_a_wrong_image(tmp_path, bigger_d
     with h5py.File(ref) as f:
         ref_images = f["images"][:]
     out, rng, kills, progress = tmp_path / "out.h5", np.random.RandomState(0), 0, [0]
-    while not out.exists() and kills < 30:
+    for trial in range(16):
+        if out.exists():  # a run got to the end first: start over, so that kills hit work
+            out.unlink()
+            progress.append(0)
         proc = subprocess.Popen(PREPROCESS + ["--data", str(bigger_dir), "--out", str(out)],
                                 cwd=str(ROOT), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
@@ -265,7 +268,7 @@ def test_kill_9_at_random_instants_never_leaves_a_wrong_image(tmp_path, bigger_d
                 for i in done:
                     np.testing.assert_array_equal(f["images"][i], ref_images[i])
     print("kill points: %d, images journalled after each: %s" % (kills, progress[1:]))
-    assert kills >= 5 and len(set(progress)) >= 3, (kills, progress)  # kills hit many points
+    assert kills >= 8 and len(set(progress)) >= 3, (kills, progress)  # kills hit many points
     proc = run_cli(["--data", str(bigger_dir), "--out", str(out)])
     assert proc.returncode == 0, proc.stderr
     assert_same_store(out, ref)

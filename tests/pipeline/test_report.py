@@ -1,28 +1,55 @@
-"""evaluate + report on a small trained run: files, plots, and what the report states."""
-import json
+"""The reproduction report: claims with verdicts, tables with intervals, self-contained."""
+import re
 
-from pipeline.evaluate import evaluate
-from pipeline.report import write_report
+import pytest
+
 from pipeline.config import load_scenario
+from pipeline.errors import InputError
+from pipeline.evaluate import evaluate
+from pipeline.report import update_readme, verdict, write_report
 from pipeline.train import train
-from tests.pipeline.test_train import data_h5  # noqa: F401  (module fixture)
+from tests.pipeline.test_evaluate import FEATURES_MINI
+from tests.pipeline.test_train import MINI, data_h5  # noqa: F401  (module fixture)
 
 
-def test_evaluate_and_report(data_h5, tmp_path):  # noqa: F811
-    run = train(load_scenario("1", ["network=mini", "crop=64", "init=random",
-                                    "feature_layer=inception_3a/output"]),
-                data_h5, runs_root=str(tmp_path), progress=False)
-    metrics = evaluate(run, data_h5, tta=True)
-    assert metrics["tta"] and metrics["n"] > 0
-    for name in ("evaluation.json", "roc.png", "confusion.png", "learning_curves.png",
-                 "test_predictions.npz"):
-        assert (run / name).exists(), name
-    saved = json.loads((run / "evaluation.json").read_text())
-    assert set(saved) >= {"accuracy", "sensitivity", "specificity", "auc", "kappa", "confusion"}
-    html_path = write_report(run)
-    page = html_path.read_text()
-    assert page.count("data:image/png;base64,") == 3  # self-contained: plots inlined
-    md = (run / "report.md").read_text()
-    assert "randomly initialised GoogLeNet" in md  # says which weights were used
-    assert "| train |" in md and "seed: 0" in md and "Linear classifier" not in md
-    assert "%.3f" % saved["auc"] in md
+def test_verdicts():
+    assert verdict("better", 0, [0.01, 0.2]) == "holds"
+    assert verdict("better", 0, [-0.2, -0.01]) == "does not hold"
+    assert verdict("better", 0, [-0.1, 0.1]) == "inconclusive at this size"
+    assert verdict("no worse", 0.05, [-0.04, 0.1]) == "holds"
+    assert verdict("no worse", 0.05, [-0.2, -0.06]) == "does not hold"
+    assert verdict("no worse", 0.05, [-0.1, 0.02]) == "inconclusive at this size"
+
+
+def test_report_across_scenarios(data_h5, tmp_path):  # noqa: F811
+    with pytest.raises(InputError, match="no evaluated run"):
+        write_report(tmp_path, data_h5)
+    runs = [train(load_scenario("1", FEATURES_MINI), data_h5, runs_root=str(tmp_path),
+                  progress=False)]
+    runs += [train(load_scenario(s, MINI + ["seed=%d" % seed]), data_h5,
+                   runs_root=str(tmp_path), progress=False)
+             for s, seed in (("4", 0), ("4", 1), ("scratch", 0))]
+    for run in runs:
+        evaluate(run, data_h5, resamples=100)
+    page = write_report(tmp_path, data_h5, resamples=100).read_text()
+    md = (tmp_path / "report-data.md").read_text()
+    claims = md[md.index("## The post's claims"):md.index("## Results per scenario")]
+    row = re.search(r"\| Pre-trained initialisation beats random initialisation \| 4 vs scratch "
+                    r"\| ΔAUC ([-+]\d\.\d{3}) \[([-+]\d\.\d{3}), ([-+]\d\.\d{3})\] "
+                    r"\(test split, \d+ images, 2 \+ 1 runs\) \| \*\*(.+)\*\* \|", claims)
+    assert row, claims
+    lo, hi = float(row.group(2)), float(row.group(3))
+    assert lo <= float(row.group(1)) <= hi and row.group(4) == verdict("better", 0, [lo, hi])
+    assert "| 4 vs 1 | ΔAUC" in claims and "| 3 vs 1 | not measured" in claims
+    assert "mean ± sd of 2" in md  # two seeds of scenario 4
+    assert md.count("### ") == 4  # details of each run
+    assert page.count("data:image/png;base64,") == 1 + 4  # the ROC overlay, learning curves
+    assert page.index("claims</h2>") < page.index("Results per scenario") < \
+        page.index("<h2>Runs</h2>")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- results:begin -->\nthe typed table\n"
+                      "<!-- results:end -->\n\nrest\n")
+    update_readme(readme, tmp_path / "report-data.md")
+    text = readme.read_text()
+    assert "the typed table" not in text and "### The post's claims" in text
+    assert text.endswith("rest\n")

@@ -1,0 +1,73 @@
+"""Cross-validation by patient: ``folds`` runs of one scenario, each a full run
+directory (config keys ``folds``/``fold``: test = that fold, val = the next,
+train = the rest; folds stratified by each patient's worst level), each
+evaluated on its test fold, so that every usable image is predicted out of
+fold exactly once.
+
+The summary, ``runs/cv-{scenario}-k{folds}[-seed{seed}]/``: ``summary.json``
+(per-fold metrics, their mean and sd, and the pooled out-of-fold AUC with its
+patient-bootstrap interval), ``oof_predictions.npz``, ``cv_roc.png`` (the folds'
+ROC curves overlaid). Feature scenarios extract their features once for all
+folds (``pipeline.features`` caches them for every image of the data).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from models.fileio import atomic_savez, atomic_write_bytes, sha1_of
+
+from .config import load_scenario
+from .evaluate import DEFAULT_RULE, evaluate
+from .plots import plot_roc
+from .stats import METRICS, RESAMPLES, bootstrap
+from .train import train
+
+
+def cv_dir(runs_root, scenario, folds, seed):
+    return Path(runs_root) / ("cv-%s-k%d%s" % (scenario, folds, "-seed%d" % seed if seed else ""))
+
+
+def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", folds=5, tta=False,
+                   rule=DEFAULT_RULE, resamples=RESAMPLES, progress=True):
+    """Train (or reuse) and evaluate every fold, then write the summary; returns its dict."""
+    configs = [load_scenario(scenario, list(overrides) + ["folds=%d" % folds, "fold=%d" % k])
+               for k in range(folds)]  # all checked before the first fold trains
+    runs, evaluations = [], []
+    for config in configs:
+        run = train(config, data_path, weights, runs_root, progress=progress, reuse=True)
+        if run is None:
+            return None  # stopped by a signal; the fold resumes on the next call
+        runs.append(run)
+        evaluations.append(evaluate(run, data_path, tta=tta, rule=rule, resamples=resamples,
+                                    reuse=True))
+    parts = [np.load(Path(run) / "predictions.npz") for run in runs]
+    pooled = {k: np.concatenate([p[k] for p in parts]) for k in ("score", "levels", "names",
+                                                                  "patients")}
+    threshold = configs[0].get("threshold", 2)
+    truth = pooled["levels"] >= threshold
+    seed = configs[0].get("seed", 0)
+    out = cv_dir(runs_root, configs[0]["scenario"], folds, seed)
+    per_fold = [{m: e["argmax"][m]["value"] for m in METRICS} for e in evaluations]
+    summary = {
+        "scenario": configs[0]["scenario"], "folds": folds, "seed": seed, "tta": tta,
+        "data": str(Path(data_path).resolve()), "data_sha1": sha1_of(data_path),
+        "runs": [str(r) for r in runs], "per_fold": per_fold,
+        "mean": {m: float(np.mean([f[m] for f in per_fold])) for m in METRICS},
+        "sd": {m: float(np.std([f[m] for f in per_fold], ddof=1)) for m in METRICS},
+        "pooled_auc": bootstrap(pooled["score"], truth, pooled["score"] >= 0.5,
+                                pooled["patients"], resamples, metrics=("auc",)),
+        "images": int(len(truth)),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_savez(out / "oof_predictions.npz", **pooled)
+    plot_roc([("fold %d" % k, p["score"], p["levels"] >= threshold, None)
+              for k, p in enumerate(parts)], str(out / "cv_roc.png"),
+             "(%s, %d-fold CV)" % (summary["scenario"], folds))
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
+    auc = summary["pooled_auc"]["auc"]
+    print("cv %s: AUC per fold %s, mean %.3f +- %.3f; pooled out-of-fold AUC %.3f [%.3f, %.3f] "
+          "(%d images)" % (summary["scenario"], ", ".join("%.3f" % f["auc"] for f in per_fold),
+                           summary["mean"]["auc"], summary["sd"]["auc"], auc["value"],
+                           auc["ci"][0], auc["ci"][1], summary["images"]))
+    return summary

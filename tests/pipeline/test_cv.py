@@ -1,0 +1,60 @@
+"""Cross-validation by patient: folds, out-of-fold predictions, one feature extraction."""
+import json
+
+import numpy as np
+
+from pipeline.cv import cross_validate
+from pipeline.dataset import Dataset, fold_splits
+from pipeline.preprocess import kfold_by_patient, patient_of
+from tests.pipeline.test_evaluate import FEATURES_MINI
+from tests.pipeline.test_train import data_h5  # noqa: F401  (module fixture)
+
+
+def test_folds_keep_patients_whole_and_test_every_image_once():
+    rng = np.random.RandomState(0)
+    names, levels = [], []
+    for p in range(101):
+        worst = int(rng.choice(5))
+        names += ["%d_left" % p, "%d_right" % p]
+        levels += [worst, max(0, worst - int(rng.rand() < 0.5))]
+    of = kfold_by_patient(names, levels, 5, seed=0)
+    by_patient = {}
+    for name, fold in zip(names, of):
+        by_patient.setdefault(patient_of(name), set()).add(int(fold))
+    assert all(len(f) == 1 for f in by_patient.values())  # no patient in two folds
+    sizes = np.bincount(of, minlength=5) // 2
+    assert sizes.max() - sizes.min() <= 1  # 101 patients: 21, 20, 20, 20, 20
+    tested = np.zeros(len(names), int)
+    for fold in range(5):
+        codes = fold_splits(names, levels, 5, fold)
+        tested += codes == 2
+        assert set(codes[of == fold]) == {2} and set(codes[of == (fold + 1) % 5]) == {1}
+    assert (tested == 1).all()  # every image out of fold exactly once
+
+
+def test_cross_validation_pools_every_image_out_of_fold(data_h5, tmp_path, monkeypatch):  # noqa: F811
+    import pipeline.features as features
+    extractions = []
+    original = features.googlenet.compile_forward
+
+    def counting(net, names):
+        if names == ["features/global_pool"]:
+            extractions.append(1)
+        return original(net, names)
+
+    monkeypatch.setattr(features.googlenet, "compile_forward", counting)
+    summary = cross_validate("1", FEATURES_MINI, data_h5, None, str(tmp_path), folds=3,
+                             resamples=200, progress=False)
+    assert len(extractions) == 1  # one feature extraction serves every fold
+    everything = Dataset(data_h5, "all")
+    out = tmp_path / "cv-1-k3"
+    with np.load(out / "oof_predictions.npz") as oof:
+        assert sorted(oof["names"]) == sorted(everything.names)  # each image once
+    assert summary["images"] == len(everything) and len(summary["per_fold"]) == 3
+    aucs = [f["auc"] for f in summary["per_fold"]]
+    assert summary["mean"]["auc"] == np.mean(aucs)
+    assert json.loads((out / "summary.json").read_text())["runs"] == summary["runs"]
+    assert (out / "cv_roc.png").exists()
+    again = cross_validate("1", FEATURES_MINI, data_h5, None, str(tmp_path), folds=3,
+                           resamples=200, progress=False)
+    assert again["runs"] == summary["runs"]  # finished folds are reused, not retrained
