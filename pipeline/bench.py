@@ -89,7 +89,7 @@ def bench_torch(batch, repeats):
     except ImportError:
         print("torch_infer_img_s=n/a  # pip install torch==2.13.0 to compare")
         return
-    from .torch_reference import TorchNet
+    from benchmarks.torch_reference import TorchNet
     torch.manual_seed(0)
     x = torch.randn(batch, 3, 224, 224) * 50
     y = torch.randint(0, 1000, (batch,))

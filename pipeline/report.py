@@ -319,8 +319,9 @@ def run_details(runs):
                "- training: %.0f s on %s CPUs, Theano %s, Lasagne %s" % (
                    train_seconds(run["dir"]), env.get("cpus"), env.get("theano"),
                    env.get("lasagne")), ""]
-        md += ["![learning curves of %s](%s/learning_curves.png)" % (run["dir"].name,
-                                                                     run["dir"].name), ""]
+        if config["method"] == "finetune":  # a feature run has one point, no curve
+            md += ["![learning curves of %s](%s/learning_curves.png)" % (run["dir"].name,
+                                                                         run["dir"].name), ""]
         md += ["```json", json.dumps(config, indent=2), "```", ""]
     return md
 

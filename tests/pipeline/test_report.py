@@ -43,7 +43,7 @@ def test_report_across_scenarios(data_h5, tmp_path):  # noqa: F811
     assert "| 4 vs 1 | ΔAUC" in claims and "| 3 vs 1 | not measured" in claims
     assert "mean ± sd of 2" in md  # two seeds of scenario 4
     assert md.count("### ") == 4  # details of each run
-    assert page.count("data:image/png;base64,") == 1 + 4  # the ROC overlay, learning curves
+    assert page.count("data:image/png;base64,") == 1 + 3  # ROC overlay, fine-tuning curves
     assert page.index("claims</h2>") < page.index("Results per scenario") < \
         page.index("<h2>Runs</h2>")
     readme = tmp_path / "README.md"
