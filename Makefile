@@ -28,7 +28,7 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
 .PHONY: install test bench weights forward classify clean-cache help \
-        download preprocess train evaluate report results cv reproduce demo
+        download preprocess train evaluate report results cv reproduce demo sweep test-slurm
 
 help:
 	@echo "make demo        offline: generated fundus images -> scenario 1 -> report (minutes)"
@@ -39,6 +39,7 @@ help:
 	@echo "make cv SCENARIO=1 FOLDS=5   cross-validation by patient"
 	@echo "make report      the reproduction report of every evaluated run of DATA"
 	@echo "make results     rewrite the README's result tables from the runs"
+	@echo "make sweep SCENARIOS='1 3' FOLDS=5 SEEDS=0,1 [ENGINE=slurm|local, -jN]"
 	@echo "make test        run the test suite (installs everything first)"
 	@echo "make weights     download BVLC GoogLeNet weights to $(WEIGHTS)"
 	@echo "make bench       print speed figures (img/s, compile times); TORCH=1 adds PyTorch's"
@@ -64,7 +65,7 @@ $(STAMP): requirements.txt requirements-test.txt setup.py
 	touch $@
 
 test: $(STAMP)
-	SHARED=$(SHARED) $(PY) -m pytest -q
+	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slurm"
 
 bench: $(STAMP)
 ifeq ($(TORCH),1)
@@ -128,6 +129,32 @@ cv: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 
 reproduce: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline reproduce $(TRAIN_ARGS) --seeds "$(SEEDS)" $(STATS_ARGS)
+
+# ---- sweeps: SCENARIOS x FOLDS x SEEDS, here (make -jN sweep) or as a SLURM job array
+SCENARIOS   ?= 1 3 4 scratch
+ENGINE      ?= local
+SWEEP_RUNS  ?= $(RUNS)/sweep
+DEVICE      ?= cpu
+SLURM_CPUS  ?= 2
+SLURM_MEM   ?= 8G
+SLURM_TIME  ?= 04:00:00
+SLURM_LIMIT ?= 0
+sweep: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline sweep plan --runs $(SWEEP_RUNS) --scenarios "$(SCENARIOS)" \
+	  --folds $(if $(filter command line,$(origin FOLDS)),$(FOLDS),0) --seeds $(or $(SEEDS),0) \
+	  --data $(DATASET) $(if $(NEEDS_WEIGHTS),--weights $(WEIGHTS)) $(OVERRIDES) $(TTA_FLAG) \
+	  --device $(DEVICE) --cpus $(SLURM_CPUS) --mem $(SLURM_MEM) --time $(SLURM_TIME) \
+	  --limit $(SLURM_LIMIT)
+ifeq ($(ENGINE),slurm)
+	$(PY) -m pipeline sweep submit --runs $(SWEEP_RUNS)
+else
+	+$(MAKE) --no-print-directory -f $(SWEEP_RUNS)/tasks.mk
+endif
+
+# a real single-node SLURM (slurm-wlm + munge, installed when root on Debian) runs
+# a small sweep; skips with one line where it cannot
+test-slurm: $(STAMP)
+	SHARED=$(SHARED) $(PY) -m pytest -q -m slurm tests/test_slurm.py
 
 # ---- offline demo: generated images, scenario 1, BVLC weights if present
 DEMO_WEIGHTS := $(wildcard $(WEIGHTS))

@@ -63,7 +63,7 @@ def cmd_train(args):
     from .config import load_scenario
     from .train import train
     config = load_scenario(args.scenario, args.set)
-    run_dir = train(config, args.data, args.weights, args.runs, reuse=args.reuse)
+    run_dir = train(config, args.data, args.weights, args.runs, reuse=args.reuse, name=args.name)
     if run_dir is None:
         return 130
     print(run_dir)
@@ -102,6 +102,20 @@ def cmd_reproduce(args):
     if done is None:
         return 130
     print("report: %s" % done[1])
+    return 0
+
+
+def cmd_sweep(args):
+    from . import sweep
+    if args.step == "plan":
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        plan = sweep.make_plan(args.scenarios.split(), args.folds, seeds, args.data,
+                               args.weights, args.runs, args.set, tta=args.tta,
+                               device=args.device, cpus=args.cpus, mem=args.mem,
+                               time=args.time, limit=args.limit, partition=args.partition)
+        print("%s: %d tasks planned" % (plan["runs"], len(plan["tasks"])))
+    else:
+        getattr(sweep, args.step)(args.runs)
     return 0
 
 
@@ -190,6 +204,8 @@ def parser():
     add_training(t)
     t.add_argument("--reuse", action="store_true",
                    help="return a finished run of the same config, data and weights as it is")
+    t.add_argument("--name", help="the run directory's name under --runs (default: "
+                                  "SCENARIO-TIMESTAMP)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics with intervals and plots of a run: its test "
@@ -214,6 +230,24 @@ def parser():
     v.add_argument("--folds", type=int, default=5)
     add_statistics(v)
     v.set_defaults(func=cmd_cv)
+
+    sw = sub.add_parser("sweep", help="scenarios x folds x seeds, here or as a SLURM job array")
+    sw.add_argument("step", choices=("plan", "prepare", "finish", "submit"))
+    sw.add_argument("--runs", default="runs/sweep")
+    sw.add_argument("--scenarios", default="1 3 4 scratch")
+    sw.add_argument("--folds", type=int, default=0, help="0: the file's own split")
+    sw.add_argument("--seeds", default="0")
+    sw.add_argument("--data")
+    sw.add_argument("--weights")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--tta", action="store_true")
+    sw.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    sw.add_argument("--cpus", type=int, default=2, help="SLURM: CPUs per task")
+    sw.add_argument("--mem", default="8G", help="SLURM: memory per task")
+    sw.add_argument("--time", default="04:00:00", help="SLURM: time limit per task")
+    sw.add_argument("--limit", type=int, default=0, help="SLURM: tasks at once (0: no limit)")
+    sw.add_argument("--partition")
+    sw.set_defaults(func=cmd_sweep)
 
     rp = sub.add_parser("reproduce", help="train (or reuse) a scenario per seed, evaluate, "
                                           "report")

@@ -83,7 +83,8 @@ SCHEMA = {
     "epochs": Key("int", low=1),
     "batch_size": Key("int", low=1),
     # cross-validation by patient (pipeline.cv): this run is fold ``fold`` of ``folds``
-    "folds": Key("int", low=2),
+    # (test that fold, validate on the next, train on the rest: three at least)
+    "folds": Key("int", low=3),
     "fold": Key("int", low=0),
     # finetune
     "freeze": Key("list[str]"),

@@ -2,6 +2,7 @@
 once into HDF5; a linear classifier (scikit-learn logistic / SVM, or a new
 InnerProduct trained by the project's Caffe SGD solver) on top.
 """
+import os
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from tqdm import tqdm
 import lasagne
 from models import googlenet
 from models.caffe_import import load_caffemodel
-from models.fileio import atomic_path
+from models.fileio import atomic_path, sha1_of
 from models.solver import learning_rate
 
 from .dataset import Dataset, class_weights, open_split
@@ -146,3 +147,20 @@ def train_features(config, env, built, run_dir, cache_dir):
     print("train: %s" % ", ".join("%s=%.4g" % (k, v) for k, v in row.items()))
     finish(run_dir, config, spec, net, input_shape, [row])
     return run_dir
+
+
+def prepare_features(config, data_path, weights):
+    """Extract (or find) the cached features ``config``'s runs on ``data_path`` will
+    read: sweeps do this once, before their tasks start."""
+    pretrained = config.get("init", "pretrained") == "pretrained"
+    _, input_shape, net = build_features_net(config, 2 if config["target"] == "binary" else 5,
+                                             weights if pretrained else None)
+    env = {"data": os.path.abspath(data_path), "data_sha1": sha1_of(data_path),
+           "weights_sha1": sha1_of(weights) if pretrained else None}
+    path, _ = extract_features(config, env, input_shape, net, features_dir(data_path))
+    return path
+
+
+def features_dir(data_path):
+    """Where the features of a preprocessed file are cached: ``features/`` beside it."""
+    return Path(data_path).parent / "features"

@@ -57,7 +57,8 @@ def load_runs(runs_root, data_sha1):
     """Every finished run of ``runs_root`` evaluated on its own data with SHA1
     ``data_sha1``: dicts of dir, config, env, evaluation, predictions."""
     runs = []
-    for run_dir in sorted(Path(runs_root).glob("*-2*")):
+    for run_dir in sorted(p for p in Path(runs_root).iterdir()
+                          if p.is_dir() and not p.is_symlink()):
         paths = [run_dir / n for n in ("DONE", "config.json", "environment.json",
                                        "evaluation.json", "predictions.npz")]
         if not all(p.exists() for p in paths):
@@ -187,6 +188,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     md += scenario_tables(by_scenario, first)
     md += cv_section(cv)
     md += external_section(load_external(runs), runs_root, stem)
+    md += all_runs_table(runs)
     md += data_section(counts, failed, source)
     md += run_details([r for r in runs if "folds" not in r["config"]])
     text = "\n".join(md) + "\n"
@@ -289,6 +291,20 @@ def external_section(external, runs_root, stem):
         plot_reliability(curves, str(runs_root / figure))
         md += ["", "![Calibration: own test split and %s](%s)" % (name, figure), ""]
     return md
+
+
+def all_runs_table(runs):
+    md = ["## Every run", "", "%d runs evaluated on this data (cross-validation folds "
+          "included; each fold's test images are that fold)." % len(runs), "",
+          "| run | scenario | fold | seed | test images | AUC | training s |",
+          "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        config, e = run["config"], run["evaluation"]
+        md.append("| %s | %s | %s | %s | %d | %s | %.0f |" % (
+            run["dir"].name, config["scenario"],
+            "%d of %d" % (config["fold"], config["folds"]) if "folds" in config else "-",
+            config.get("seed", 0), e["n"], fmt(e["argmax"]["auc"]), train_seconds(run["dir"])))
+    return md + [""]
 
 
 def data_section(counts, failed, source):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from models.fileio import atomic_path, atomic_write_bytes, exclusive
 
+from .errors import InputError
+
 METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_accuracy", "val_loss",
                  "val_accuracy", "val_kappa", "val_auc", "seconds"]
 
@@ -67,34 +69,59 @@ def new_run_dir(runs_root, scenario):
     raise FileExistsError(base)
 
 
-def finished_run(config, runs_root, env):
-    """The newest finished run started with this config, data and weights, or None."""
-    for candidate in sorted(Path(runs_root).glob("%s-2*" % config["scenario"]), reverse=True):
+def candidates(runs_root, scenario):
+    """The run directories of ``scenario`` under ``runs_root``, newest name first."""
+    return sorted((p for p in Path(runs_root).glob("%s-*" % scenario)
+                   if p.is_dir() and not p.is_symlink()), reverse=True)
+
+
+def finished_run(config, runs_root, env, name=None):
+    """The newest finished run started with this config, data and weights (with
+    ``name``: ``runs_root/name`` if it is one), or None."""
+    for candidate in [Path(runs_root) / name] if name else candidates(runs_root,
+                                                                       config["scenario"]):
         if ((candidate / "DONE").exists()
                 and same_start(candidate, config, env["data_sha1"], env.get("weights_sha1"))):
             return candidate
     return None
 
 
-def open_run(stack, config, runs_root, env):
+def open_run(stack, config, runs_root, env, name=None):
     """The run directory to train in, locked for the life of ``stack`` (an ExitStack):
     the unfinished run started with the same config, data and weights, else a new
-    one. Raises fileio.Busy when another process is training that same run."""
+    one; with ``name``, exactly ``runs_root/name`` (an error if it was started with
+    anything else). Raises fileio.Busy when another process is training that run."""
     runs_root = Path(runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)
     with exclusive(str(runs_root / ".lock"), runs_root):
-        for candidate in sorted(runs_root.glob("%s-2*" % config["scenario"]), reverse=True):
+        if name:
+            return _open_named(stack, config, runs_root / name, env)
+        for candidate in candidates(runs_root, config["scenario"]):
             if (not (candidate / "DONE").exists()
                     and same_start(candidate, config, env["data_sha1"], env.get("weights_sha1"))):
                 stack.enter_context(exclusive(str(candidate / ".lock"),
                                               "run %s (the same config, data and weights)"
                                               % candidate))
                 return candidate, json.loads((candidate / "environment.json").read_text())
-        run_dir = new_run_dir(runs_root, config["scenario"])
-        stack.enter_context(exclusive(str(run_dir / ".lock"), "run %s" % run_dir))
-        atomic_write_bytes(run_dir / "config.json", json.dumps(config, indent=2).encode())
-        atomic_write_bytes(run_dir / "environment.json", json.dumps(env, indent=2).encode())
-        return run_dir, env
+        return _start(stack, config, new_run_dir(runs_root, config["scenario"]), env)
+
+
+def _start(stack, config, run_dir, env):
+    stack.enter_context(exclusive(str(run_dir / ".lock"), "run %s" % run_dir))
+    atomic_write_bytes(run_dir / "config.json", json.dumps(config, indent=2).encode())
+    atomic_write_bytes(run_dir / "environment.json", json.dumps(env, indent=2).encode())
+    return run_dir, env
+
+
+def _open_named(stack, config, run_dir, env):
+    if not (run_dir / "config.json").exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return _start(stack, config, run_dir, env)
+    if not same_start(run_dir, config, env["data_sha1"], env.get("weights_sha1")):
+        raise InputError("%s: started with another config, data or weights; remove it or "
+                         "choose another name" % run_dir)
+    stack.enter_context(exclusive(str(run_dir / ".lock"), "run %s" % run_dir))
+    return run_dir, json.loads((run_dir / "environment.json").read_text())
 
 
 def write_metrics(run_dir, rows):

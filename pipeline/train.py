@@ -14,22 +14,23 @@ learning_curves.png; ``runs/{scenario}-latest`` points at the last complete run.
 """
 import contextlib
 import os
-from pathlib import Path
 
 from models.fileio import sha1_of
 
 from .errors import InputError
-from .features import build_features_net, train_features
+from .features import build_features_net, features_dir, train_features
 from .finetune import build_finetune_net, finetune
 from .runs import environment, finished_run, open_run, point_latest
 
 
-def train(config, data_path, weights=None, runs_root="runs", progress=True, reuse=False):
+def train(config, data_path, weights=None, runs_root="runs", progress=True, reuse=False,
+          name=None):
     """Run (or resume) ``config`` on the preprocessed ``data_path``; returns the run
     directory, or None when stopped by a signal (the checkpoint is saved).
 
     ``reuse``: a finished run started with the same config, data and weights is
     returned as it is (and made ``{scenario}-latest``) instead of training anew.
+    ``name``: the run directory is ``runs_root/name`` (sweeps name theirs).
     """
     if not os.path.exists(data_path):
         raise InputError("%s: no preprocessed data (run make preprocess)" % data_path)
@@ -43,15 +44,15 @@ def train(config, data_path, weights=None, runs_root="runs", progress=True, reus
         config, num_classes, weights if pretrained else None)
     weights_sha1 = sha1_of(weights) if pretrained else None
     env = environment(config, data_path, sha1_of(data_path), weights, weights_sha1)
-    done = reuse and finished_run(config, runs_root, env)
+    done = reuse and finished_run(config, runs_root, env, name)
     if done:
         print("train: %s is a finished run of this config, data and weights: reused" % done)
         point_latest(done, config["scenario"])
         return done
     with contextlib.ExitStack() as stack:
-        run_dir, env = open_run(stack, config, runs_root, env)
+        run_dir, env = open_run(stack, config, runs_root, env, name)
         print("train: scenario %s (%s) in %s" % (config["scenario"],
                                                 config.get("description", ""), run_dir))
         if features:
-            return train_features(config, env, built, run_dir, Path(data_path).parent / "features")
+            return train_features(config, env, built, run_dir, features_dir(data_path))
         return finetune(config, data_path, built, run_dir, progress)

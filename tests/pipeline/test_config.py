@@ -46,6 +46,8 @@ def test_bad_overrides_are_one_line_naming_the_key(override, message):
 def test_fold_must_be_below_folds():
     with pytest.raises(InputError, match="fold: 5 is not below folds"):
         load_scenario("4", ["folds=5", "fold=5"])
+    with pytest.raises(InputError, match="folds: 2 is below 3"):  # no fold left to train on
+        load_scenario("4", ["folds=2", "fold=0"])
     assert load_scenario("4", ["folds=5", "fold=4"])["fold"] == 4
 
 
