@@ -20,6 +20,7 @@ import numpy as np
 
 from models.fileio import atomic_write_bytes, sha1_of
 
+from .config import flatten, load_scenario
 from .errors import InputError
 from .plots import plot_reliability, plot_roc
 from .stats import METRICS, RESAMPLES, paired_difference
@@ -74,15 +75,34 @@ def load_runs(runs_root, data_sha1):
     return runs
 
 
+def overrides_of(config):
+    """``key=value`` of what ``config`` changes in its scenario file (seed and folds
+    aside: those are what repeats a run)."""
+    try:
+        base = flatten(load_scenario(config["scenario"]))
+    except InputError:
+        return ("scenario file gone",)
+    ours = flatten(config)
+    return tuple(sorted("%s=%s" % (k, json.dumps(v)) for k, v in ours.items()
+                        if k not in ("seed", "fold", "folds") and base.get(k) != v))
+
+
 def group(runs):
-    """{scenario: [runs on the file's own split, by seed]} (cross-validation folds apart)."""
+    """{label: runs of one scenario with the same overrides, by seed} on the file's
+    own split (cross-validation folds apart), and {scenario: the label of its group
+    with the fewest overrides}: the one the claims are decided on."""
     out = {}
     for run in runs:
         if "folds" not in run["config"]:
-            out.setdefault(run["config"]["scenario"], []).append(run)
-    for members in out.values():
+            changed = overrides_of(run["config"])
+            label = run["config"]["scenario"] + (" [%s]" % ", ".join(changed) if changed else "")
+            out.setdefault(label, (len(changed), []))[1].append(run)
+    for _, members in out.values():
         members.sort(key=lambda r: (r["config"].get("seed", 0), r["dir"].name))
-    return out
+    primary = {}
+    for label, (changes, members) in sorted(out.items(), key=lambda kv: kv[1][0]):
+        primary.setdefault(members[0]["config"]["scenario"], label)
+    return {label: members for label, (_, members) in out.items()}, primary
 
 
 def claim_rows(by_scenario, cv, resamples):
@@ -164,10 +184,12 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     if not runs:
         raise InputError("%s: no evaluated run on %s (make train and make evaluate first)"
                          % (runs_root, data_path))
-    by_scenario, cv = group(runs), load_cv(runs_root, data_sha1)
+    groups, primary = group(runs)
+    by_scenario = {scenario: groups[label] for scenario, label in primary.items()}
+    cv = load_cv(runs_root, data_sha1)
     stem = "report-%s" % data_path.stem
     counts, failed, source, usable = data_summary(data_path)
-    first = next(iter(by_scenario.values()))[0]["evaluation"] if by_scenario else None
+    first = next(iter(groups.values()))[0]["evaluation"] if groups else None
     md = ["# Transfer learning for diabetic retinopathy: reproduction report", "",
           "Data: `%s` (%d usable images, SHA1 %s); referable DR = level >= 2. Every interval is "
           "a 95 %% bootstrap interval over patients (both eyes together, %d resamples, seeded)."
@@ -185,7 +207,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
         plot_roc(curves, str(runs_root / (stem + "-roc.png")),
                  "(test split, first seed of each scenario)")
         md += ["", "![ROC curves of every scenario on the test split](%s-roc.png)" % stem]
-    md += scenario_tables(by_scenario, first)
+    md += scenario_tables(groups, first)
     md += cv_section(cv)
     md += external_section(load_external(runs), runs_root, stem)
     md += all_runs_table(runs)
@@ -218,13 +240,13 @@ def scenario_tables(by_scenario, first):
         for run in members:
             e = run["evaluation"]["argmax"]
             md.append("| %s | %s | %s | %.0f |" % (
-                SCENARIO_NAMES.get(scenario, scenario), run["config"].get("seed", 0),
+                display(scenario), run["config"].get("seed", 0),
                 " | ".join(fmt(e[m]) for m in METRICS), train_seconds(run["dir"])))
         if len(members) > 1:
             values = {m: [r["evaluation"]["argmax"][m]["value"] for r in members]
                       for m in METRICS}
             md.append("| %s | mean ± sd of %d | %s | |" % (
-                SCENARIO_NAMES.get(scenario, scenario), len(members),
+                display(scenario), len(members),
                 " | ".join("%.3f ± %.3f" % (np.mean(v), np.std(v, ddof=1))
                            for v in values.values())))
     md += ["", "At the operating point chosen on the validation split before the test split "
@@ -235,10 +257,16 @@ def scenario_tables(by_scenario, first):
         for run in members:
             e, p = run["evaluation"]["at_operating_point"], run["evaluation"]["operating_point"]
             md.append("| %s | %s | %.3f | %.3f / %.3f | %s | %s | %s | %s |" % (
-                SCENARIO_NAMES.get(scenario, scenario), run["config"].get("seed", 0), p["cut"],
+                display(scenario), run["config"].get("seed", 0), p["cut"],
                 p["val_sensitivity"], p["val_specificity"], fmt(e["sensitivity"]),
                 fmt(e["specificity"]), fmt(e["accuracy"]), fmt(e["kappa"])))
     return md + [""]
+
+
+def display(label):
+    """A group label with the scenario's name: '4: fine-tune, conv1/2 frozen [epochs=1]'."""
+    head, _, rest = label.partition(" [")
+    return SCENARIO_NAMES.get(head, head) + (" [" + rest if rest else "")
 
 
 def rule_text(point):

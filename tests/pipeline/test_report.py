@@ -29,6 +29,9 @@ def test_report_across_scenarios(data_h5, tmp_path):  # noqa: F811
     runs += [train(load_scenario(s, MINI + ["seed=%d" % seed]), data_h5,
                    runs_root=str(tmp_path), progress=False)
              for s, seed in (("4", 0), ("4", 1), ("scratch", 0))]
+    # a run of scenario 4 with one more override: shown apart, never mixed into the claims
+    runs.append(train(load_scenario("4", MINI + ["solver.base_lr=0.001"]), data_h5,
+                      runs_root=str(tmp_path), progress=False))
     for run in runs:
         evaluate(run, data_h5, resamples=100)
     page = write_report(tmp_path, data_h5, resamples=100).read_text()
@@ -42,8 +45,9 @@ def test_report_across_scenarios(data_h5, tmp_path):  # noqa: F811
     assert lo <= float(row.group(1)) <= hi and row.group(4) == verdict("better", 0, [lo, hi])
     assert "| 4 vs 1 | ΔAUC" in claims and "| 3 vs 1 | not measured" in claims
     assert "mean ± sd of 2" in md  # two seeds of scenario 4
-    assert md.count("### ") == 4  # details of each run
-    assert page.count("data:image/png;base64,") == 1 + 3  # ROC overlay, fine-tuning curves
+    assert md.count('solver.base_lr=0.001] | 0 |') == 2  # its own rows, argmax and cut tables
+    assert md.count("### ") == 5  # details of each run
+    assert page.count("data:image/png;base64,") == 1 + 4  # ROC overlay, fine-tuning curves
     assert page.index("claims</h2>") < page.index("Results per scenario") < \
         page.index("<h2>Runs</h2>")
     readme = tmp_path / "README.md"
