@@ -59,13 +59,15 @@ def plot_roc(curves, path, title=""):
 
 def plot_reliability(curves, path, bins=10):
     """Reliability diagram: observed fraction referable against mean predicted
-    P(referable), per bin of equal width; ``curves`` is a list of (label, score, truth)."""
+    P(referable), per bin of equally many images (at most ``bins``, at least ten
+    images each); ``curves`` is a list of (label, score, truth)."""
     from sklearn.calibration import calibration_curve
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfectly calibrated")
     for label, score, truth in curves:
         observed, predicted = calibration_curve(np.asarray(truth, int), np.clip(score, 0, 1),
-                                                n_bins=bins)
+                                                n_bins=max(2, min(bins, len(truth) // 10)),
+                                                strategy="quantile")
         ax.plot(predicted, observed, "o-", label="%s (%d images)" % (label, len(truth)))
     ax.set_xlabel("predicted P(referable DR)")
     ax.set_ylabel("observed fraction referable")

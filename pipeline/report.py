@@ -424,9 +424,13 @@ README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 
 def update_readme(readme, report_md):
     """Replace what stands between the results markers of ``readme`` with the
-    measured part of the report (claims, per-scenario and CV tables)."""
+    measured part of the report (claims, per-scenario and CV tables; external
+    data and the list of every run stay in the report)."""
     readme, text = Path(readme), Path(report_md).read_text()
-    measured = text[text.index("## The post's claims"):text.index("## Data")]
+    start = text.index("## The post's claims")
+    end = min(text.index(h, start) for h in ("## External", "## Every run", "## Data")
+              if h in text[start:])
+    measured = text[start:end]
     lines = ["#" + line if line.startswith("## ") else line for line in measured.splitlines()
              if not line.startswith("![")]
     page = readme.read_text()
