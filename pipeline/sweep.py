@@ -122,7 +122,7 @@ def sbatch_header(plan, runs, name, extra=()):
     lines += list(extra)
     lines += ["set -euo pipefail",
               "# Theano's compile cache on the node's own disk: its lock is safe there",
-              'export DRT_CACHE="${DRT_CACHE:-${TMPDIR:-/tmp}/dr-transfer-$USER}"',
+              'export DRT_CACHE="${DRT_CACHE:-${TMPDIR:-/tmp}/dr-transfer-$(id -un)}"',
               "export OMP_NUM_THREADS=%d" % s["cpus"]]
     return lines
 

@@ -56,3 +56,17 @@ def test_local_engine_runs_the_grid_with_make_jobs(data_h5, tmp_path):  # noqa: 
         summary = json.loads((runs / ("cv-%s-k3" % scenario) / "summary.json").read_text())
         assert sorted(summary["runs"]) == sorted(str(runs / n) for n in names
                                                  if n.startswith(scenario))
+
+
+def test_the_job_scripts_set_a_node_local_compile_cache_in_a_bare_environment(
+        data_h5, tmp_path):  # noqa: F811
+    make_plan(["4"], 0, [0], data_h5, None, tmp_path, SWEEP_MINI, cpus=3)
+    for name in ("prepare.sbatch", "array.sbatch", "finish.sbatch"):
+        lines = (tmp_path / name).read_text().splitlines()
+        setup = "\n".join(lines[:-1] if name != "array.sbatch" else lines[:-3])
+        out = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "TMPDIR=%s" % tmp_path, "bash",
+                              "-c", setup + '\necho "$DRT_CACHE $OMP_NUM_THREADS"'],
+                             capture_output=True, text=True)  # no USER, no DRT_CACHE: SLURM's
+        assert out.returncode == 0, out.stderr
+        user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+        assert out.stdout.split() == ["%s/dr-transfer-%s" % (tmp_path, user), "3"]
