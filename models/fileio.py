@@ -81,18 +81,19 @@ def sha1_of(path, chunk=1 << 20):
 
 
 @contextlib.contextmanager
-def exclusive(lock_path, what):
+def exclusive(lock_path, what, wait=False):
     """Hold an exclusive lock on ``lock_path`` (created if missing) for the block.
 
-    Raises Busy at once, naming ``what`` and the holder's pid, when another
-    process holds it. The kernel drops the lock when its holder exits or is
+    When another process holds it: with ``wait``, block until it is released
+    (for locks held a moment); else raise Busy at once, naming ``what`` and the
+    holder's pid. The kernel drops the lock when its holder exits or is
     killed, so no stale lock is ever left behind.
     """
     os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise Busy("%s is in use by another process (pid %s); wait for it to finish or "

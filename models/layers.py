@@ -53,7 +53,8 @@ class CaffePool2DLayer(Layer):
     """Caffe ``Pooling`` (MAX or AVE) with Caffe's ceil-mode output size.
 
     Input N x C x H x W gives N x C x H' x W' with H' = ``caffe_pooled_size``.
-    MAX ignores padded and overhanging cells (they are filled with -inf);
+    MAX (``models.caffe_ops.CaffeMaxPool``) ignores padded and overhanging
+    cells and sends a window's gradient to its first maximal cell;
     AVE sums over zero-filled padding and divides by Caffe's clipped window.
     """
 
@@ -70,28 +71,20 @@ class CaffePool2DLayer(Layer):
 
     def get_output_for(self, input, **kwargs):
         k, s, p = self.kernel_size, self.stride, self.pad
+        if self.pool == "MAX":
+            # the project's own C op: Caffe's windows, and its gradient to the first
+            # maximum of a window (Theano's own MaxPoolGrad gives it to every tie)
+            from .caffe_ops import CaffeMaxPool
+            return CaffeMaxPool(k, s, p)(input)
         in_h, in_w = self.input_shape[2:]
         out_h, out_w = self.output_shape[2:]
-        floor_sizes = tuple((n + 2 * p - k) // s + 1 for n in (in_h, in_w))
-        if self.pool == "MAX" and p == 0:
-            # Theano's partial border windows (ignore_border=False) are Caffe's ceil.
-            return pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=False,
-                                mode="max")
-        if self.pool == "MAX" and floor_sizes == (out_h, out_w):
-            # Theano clips max windows to the image: padding never wins, as in Caffe.
-            return pool.pool_2d(input, ws=(k, k), stride=(s, s), pad=(p, p),
-                                ignore_border=True, mode="max")
-        # Otherwise pad explicitly up to the bottom/right extent of the last window.
+        # AVE: zero padding up to the bottom/right extent of the last window
         extra_h = max(0, (out_h - 1) * s + k - in_h - p)
         extra_w = max(0, (out_w - 1) * s + k - in_w - p)
         if p or extra_h or extra_w:
-            fill = -np.inf if self.pool == "MAX" else 0
-            padded = T.alloc(np.float32(fill), input.shape[0], input.shape[1],
+            padded = T.alloc(np.float32(0), input.shape[0], input.shape[1],
                              p + in_h + extra_h, p + in_w + extra_w)
             input = T.set_subtensor(padded[:, :, p:p + in_h, p:p + in_w], input)
-        if self.pool == "MAX":
-            return pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=True,
-                                mode="max")
         summed = pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=True,
                               mode="sum")
         div = np.outer(caffe_ave_divisors(in_h, k, s, p), caffe_ave_divisors(in_w, k, s, p))

@@ -42,7 +42,22 @@ def environment(config, data, data_sha1, weights, weights_sha1):
            "data": os.path.abspath(data), "data_sha1": data_sha1}
     if weights_sha1:
         env.update(weights=os.path.abspath(weights), weights_sha1=weights_sha1)
+    env["code"] = code_version()
     return env
+
+
+def code_version():
+    """The project's git commit, with "+changes" when the work tree differs from it."""
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return (commit or "unknown (not a git checkout)") + ("+changes" if dirty.strip() else "")
 
 
 def same_start(run_dir, config, data_sha1, weights_sha1):
@@ -93,7 +108,7 @@ def open_run(stack, config, runs_root, env, name=None):
     anything else). Raises fileio.Busy when another process is training that run."""
     runs_root = Path(runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)
-    with exclusive(str(runs_root / ".lock"), runs_root):
+    with exclusive(str(runs_root / ".lock"), runs_root, wait=True):  # held for a moment
         if name:
             return _open_named(stack, config, runs_root / name, env)
         for candidate in candidates(runs_root, config["scenario"]):

@@ -219,6 +219,21 @@ def test_a_run_being_trained_is_not_opened_twice(tmp_path):
     assert open_run_now(config, tmp_path, FAKE_ENV) == run_dir  # released with its holder
 
 
+def test_processes_wait_for_each_other_to_pick_their_run_directories(tmp_path):
+    """runs/.lock is held only while a directory is found or made: others wait for it."""
+    import threading
+    from models.fileio import exclusive
+    opened = []
+    with exclusive(str(tmp_path / ".lock"), tmp_path):
+        worker = threading.Thread(target=lambda: opened.append(
+            open_run_now(load_scenario("4", MINI), tmp_path, FAKE_ENV)))
+        worker.start()
+        worker.join(1.0)
+        assert worker.is_alive() and not opened  # waiting, not refused
+    worker.join(10)
+    assert len(opened) == 1 and (opened[0] / "config.json").exists()
+
+
 def test_two_trainings_of_one_config_at_once(data_h5, reference_run, tmp_path):
     args = [sys.executable, "-m", "pipeline", "train", "--scenario", "4", "--data", data_h5,
             "--runs", str(tmp_path)] + [a for item in MINI for a in ("--set", item)]
