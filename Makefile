@@ -27,7 +27,7 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
                $(foreach s,$(SET),--set $(s))
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
-.PHONY: install test bench weights forward classify clean-cache help \
+.PHONY: install test bench profile weights forward classify clean-cache help \
         download preprocess train evaluate report results cv reproduce demo sweep test-slurm
 
 help:
@@ -72,6 +72,10 @@ ifeq ($(TORCH),1)
 	$(PY) -m pip install -q torch==2.13.0 "setuptools<82"
 endif
 	SHARED=$(SHARED) $(PY) -m pipeline.bench --batch $(BENCH_BATCH)
+
+# Theano's per-op profile of scenario 4's training step (batch BENCH_BATCH)
+profile: $(STAMP)
+	$(PY) -m pipeline.bench --batch $(BENCH_BATCH) --profile
 
 forward: $(STAMP)
 	$(PY) -m pipeline forward --weights $(WEIGHTS) --blob $(BLOB) --out $(OUT) --layers $(LAYERS)

@@ -113,14 +113,56 @@ def bench_torch(batch, repeats):
     print("torch_train_img_s=%.2f" % (batch / timed(step, repeats)))
 
 
+def profile(batch, steps=3, top=14):
+    """Theano's per-op profile of scenario 4's training step (conv1/conv2 frozen,
+    aux heads), summed by op class: a table of share of the step, seconds per
+    step and calls per step."""
+    from .finetune import compile_training
+    rng = np.random.RandomState(0)
+    x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
+    y = rng.randint(0, 2, batch).astype(np.int32)
+    w = np.ones(batch, np.float32)
+    net = googlenet.build(googlenet.googlenet_spec(2, aux_heads=True))
+    heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
+    config = {"solver": {"momentum": 0.9, "weight_decay": 5e-4}, "freeze": ["conv1/", "conv2/"]}
+    theano.config.profile = True
+    try:
+        step, _, _, _ = compile_training(net, heads, config)
+    finally:
+        theano.config.profile = False
+    step(x, y, w)  # warm-up, then profile ``steps`` steps only
+    step.profile.apply_time.clear()
+    step.profile.apply_callcount.clear()
+    for _ in range(steps):
+        step(x, y, w)
+    by_op = {}
+    for key, seconds in step.profile.apply_time.items():
+        node = key[1] if isinstance(key, tuple) else key
+        name = type(node.op).__name__
+        total, calls = by_op.get(name, (0.0, 0))
+        by_op[name] = (total + seconds, calls + step.profile.apply_callcount[key])
+    total = sum(t for t, _ in by_op.values())
+    print("profile of one scenario-4 training step, batch %d, %d steps: %.3f s per step"
+          % (batch, steps, total / steps))
+    print("| op class | share | s per step | calls per step |")
+    print("|---|---|---|---|")
+    for name, (seconds, calls) in sorted(by_op.items(), key=lambda kv: -kv[1][0])[:top]:
+        print("| %s | %.1f %% | %.3f | %d |" % (name, 100 * seconds / total, seconds / steps,
+                                              calls // steps))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--profile", action="store_true",
+                   help="only print the per-op profile of a scenario-4 training step")
     args = p.parse_args(argv)
     print("batch=%d floatX=%s blas=%s openmp=%s" % (args.batch, theano.config.floatX,
                                                   theano.config.blas.ldflags or "none",
                                                   theano.config.openmp))
+    if args.profile:
+        return profile(args.batch)
     bench_preprocess()
     bench_theano(args.batch, args.repeats)
     bench_torch(args.batch, args.repeats)
