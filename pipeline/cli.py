@@ -96,8 +96,8 @@ def cmd_cv(args):
 
 def cmd_reproduce(args):
     from .reproduce import reproduce
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [None]
-    done = reproduce(args.scenario, args.set, args.data, args.weights, args.runs, seeds,
+    done = reproduce(args.scenario, args.set, args.data, args.weights, args.runs,
+                     args.seeds or [None],
                      tta=args.tta, rule=args.operating_point, resamples=args.resamples)
     if done is None:
         return 130
@@ -108,8 +108,7 @@ def cmd_reproduce(args):
 def cmd_sweep(args):
     from . import sweep
     if args.step == "plan":
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        plan = sweep.make_plan(args.scenarios.split(), args.folds, seeds, args.data,
+        plan = sweep.make_plan(args.scenarios.split(), args.folds, args.seeds, args.data,
                                args.weights, args.runs, args.set, tta=args.tta,
                                device=args.device, cpus=args.cpus, mem=args.mem,
                                time=args.time, limit=args.limit, partition=args.partition)
@@ -117,6 +116,14 @@ def cmd_sweep(args):
     else:
         getattr(sweep, args.step)(args.runs)
     return 0
+
+
+def seed_list(text):
+    """``0,1,2`` -> [0, 1, 2]; empty -> []."""
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected comma-separated integers, got %r" % text)
 
 
 def operating_point(text):
@@ -236,7 +243,7 @@ def parser():
     sw.add_argument("--runs", default="runs/sweep")
     sw.add_argument("--scenarios", default="1 3 4 scratch")
     sw.add_argument("--folds", type=int, default=0, help="0: the file's own split")
-    sw.add_argument("--seeds", default="0")
+    sw.add_argument("--seeds", type=seed_list, default=[0])
     sw.add_argument("--data")
     sw.add_argument("--weights")
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -252,7 +259,8 @@ def parser():
     rp = sub.add_parser("reproduce", help="train (or reuse) a scenario per seed, evaluate, "
                                           "report")
     add_training(rp)
-    rp.add_argument("--seeds", default="", help="comma-separated seeds (default: the scenario's)")
+    rp.add_argument("--seeds", type=seed_list, default=[],
+                    help="comma-separated seeds (default: the scenario's)")
     add_statistics(rp)
     rp.set_defaults(func=cmd_reproduce)
     return p
