@@ -105,8 +105,14 @@ def group(runs):
     return {label: members for label, (_, members) in out.items()}, primary
 
 
+def scores(predictions):
+    """A (score, decision) pair for ``paired_difference`` (AUC uses the scores only)."""
+    return predictions["score"], predictions["score"] >= 0.5
+
+
 def claim_rows(by_scenario, cv, resamples):
-    """(claim, evidence, verdict) rows: paired differences of test AUC."""
+    """(claim, scenarios, evidence, verdict) rows: paired differences of test AUC, on
+    the test split and, where both scenarios were cross-validated, out of fold."""
     rows = []
     for text, a, b, kind, margin in CLAIMS:
         evidence = []
@@ -114,21 +120,19 @@ def claim_rows(by_scenario, cv, resamples):
             pa, pb = by_scenario[a][0]["predictions"], by_scenario[b][0]["predictions"]
             if list(pa["names"]) == list(pb["names"]):
                 truth = pa["levels"] >= by_scenario[a][0]["config"].get("threshold", 2)
-                d = paired_difference([(r["predictions"]["score"], r["predictions"]["score"] >= .5)
-                                       for r in by_scenario[a]],
-                                      [(r["predictions"]["score"], r["predictions"]["score"] >= .5)
-                                       for r in by_scenario[b]],
+                d = paired_difference([scores(r["predictions"]) for r in by_scenario[a]],
+                                      [scores(r["predictions"]) for r in by_scenario[b]],
                                       truth, pa["patients"], "auc", resamples)
                 evidence.append(("test split, %d images, %d + %d runs" % (
                     len(truth), len(by_scenario[a]), len(by_scenario[b])), d))
         if a in cv and b in cv:
             oa, ob = cv[a]["oof"], cv[b]["oof"]
-            order = np.argsort(ob["names"])[np.argsort(np.argsort(oa["names"]))]
-            if list(ob["names"][order]) == list(oa["names"]):
+            row_of = {name: i for i, name in enumerate(ob["names"])}
+            if sorted(row_of) == sorted(oa["names"]):  # the same images, aligned by name
+                aligned = {k: v[[row_of[n] for n in oa["names"]]] for k, v in ob.items()}
                 truth = oa["levels"] >= 2
-                d = paired_difference([(oa["score"], oa["score"] >= .5)],
-                                      [(ob["score"][order], ob["score"][order] >= .5)],
-                                      truth, oa["patients"], "auc", resamples)
+                d = paired_difference([scores(oa)], [scores(aligned)], truth, oa["patients"],
+                                      "auc", resamples)
                 evidence.append(("%d-fold CV, out-of-fold, %d images" % (
                     cv[a]["summary"]["folds"], len(truth)), d))
         if not evidence:
@@ -154,7 +158,7 @@ def load_cv(runs_root, data_sha1):
 
 
 def load_external(runs):
-    """{dataset name: [(run, its internal evaluation, external evaluation, dir)]}."""
+    """{dataset name: [(run, its external evaluation, the directory of it)]}."""
     out = {}
     for run in runs:
         for path in sorted(run["dir"].glob("external/*/evaluation.json")):
