@@ -7,6 +7,8 @@ full net with aux heads (loss3 + 0.3 (loss1 + loss2)); finetune_img_s: the same
 with conv1/conv2 frozen (scenario 4). *_compile_s: Theano compile time of each. With PyTorch installed
 (``pip install torch==2.13.0``, CPU build), the same network built from the same
 spec is timed as torch_infer_img_s / torch_train_img_s for comparison.
+finetune_img_s_batchB / peak_rss_mib_batchB: the scenario-4 step at batch 1, 16
+and 64, each in its own process, and that process's peak resident memory.
 """
 import argparse
 import os
@@ -151,13 +153,45 @@ def profile(batch, steps=3, top=14):
                                               calls // steps))
 
 
+def train_step_only(batch, repeats):
+    """One figure: img/s of the scenario-4 training step at ``batch`` (for scaling)."""
+    from .finetune import compile_training
+    rng = np.random.RandomState(0)
+    x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
+    y = rng.randint(0, 2, batch).astype(np.int32)
+    net = googlenet.build(googlenet.googlenet_spec(2, aux_heads=True))
+    heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
+    step, _, _, _ = compile_training(net, heads, {"solver": {"momentum": 0.9},
+                                                  "freeze": ["conv1/", "conv2/"]})
+    print("%.2f" % (batch / timed(lambda: step(x, y, np.ones(batch, np.float32)), repeats)))
+
+
+def bench_scaling(batches=(1, 16, 64), repeats=3):
+    """finetune img/s and peak resident memory per batch size, each in its own process
+    (peak memory only grows within one)."""
+    import subprocess
+    import sys
+    for batch in batches:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.bench", "--train-step-only",
+                                 "--batch", str(batch), "--repeats", str(repeats)],
+                                stdout=subprocess.PIPE, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        figure = out.strip().splitlines()[-1] if status == 0 and out.strip() else "failed"
+        print("finetune_img_s_batch%d=%s peak_rss_mib_batch%d=%.0f" % (
+            batch, figure, batch, usage.ru_maxrss / 1024.0), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--profile", action="store_true",
                    help="only print the per-op profile of a scenario-4 training step")
+    p.add_argument("--train-step-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.train_step_only:
+        return train_step_only(args.batch, args.repeats)
     print("batch=%d floatX=%s blas=%s openmp=%s" % (args.batch, theano.config.floatX,
                                                   theano.config.blas.ldflags or "none",
                                                   theano.config.openmp))
@@ -166,6 +200,7 @@ def main(argv=None):
     bench_preprocess()
     bench_theano(args.batch, args.repeats)
     bench_torch(args.batch, args.repeats)
+    bench_scaling(repeats=args.repeats)
 
 
 if __name__ == "__main__":
