@@ -420,9 +420,8 @@ def preprocess(data_dir, out, size=256, lcn=False, seed=0, fractions=(0.7, 0.15,
 def _run(partial, pool, tasks, total, progress, commit_every=32, commit_seconds=2.0):
     """Decode ``tasks`` in the worker ``pool`` and store them in ``partial``."""
     pending, last = [], time.time()
-    with tqdm(
-            total=total, initial=total - len(tasks), unit="img", desc="preprocess",
-            disable=not progress) as bar:
+    with tqdm(total=total, initial=total - len(tasks), unit="img", desc="preprocess",
+              disable=not progress) as bar:
         for i, image, error in pool.imap_unordered(_work, tasks, chunksize=4):
             if image is None:
                 tqdm.write("preprocess: skipped unreadable image %s" % error, file=sys.stderr)

@@ -3,6 +3,7 @@ generated slurm.conf, state under a temporary directory), a 4-task sweep of the
 mini network submitted as a job array with a dependent report job. Run by
 ``make test-slurm``; it installs Debian's slurm-wlm and munge when root on
 Debian and they are missing, and skips with one line where it cannot."""
+import json
 import os
 import shutil
 import signal
@@ -124,7 +125,7 @@ def test_a_sweep_runs_as_a_job_array_and_reports(cluster, tmp_path):
                              str(runs)], cwd=str(ROOT), env=env, capture_output=True, text=True)
     assert submit.returncode == 0, submit.stderr
     assert "watch: squeue -j" in submit.stdout
-    jobs = __import__("json").loads((runs / "jobs.json").read_text())
+    jobs = json.loads((runs / "jobs.json").read_text())
     deadline = time.time() + 900
     while job_state(cluster, jobs["finish"]) in ("PENDING", "RUNNING", "CONFIGURING"):
         assert time.time() < deadline, "the sweep did not finish in 15 minutes"
