@@ -185,6 +185,11 @@ def _check_layers(flat, fail):
             fail("freeze", "%r is the start of no layer name of %s" % (prefix, network))
 
 
+def num_classes(config):
+    """Outputs of the new classifiers: 2 for ``binary`` (referable or not), 5 for ``levels``."""
+    return 2 if config["target"] == "binary" else 5
+
+
 def parse_override(text):
     """``key=value`` (value in TOML syntax, else a string) -> (dotted key, value)."""
     if "=" not in text:

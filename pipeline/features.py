@@ -16,6 +16,7 @@ from models.caffe_import import load_caffemodel
 from models.fileio import atomic_path, sha1_of
 from models.solver import learning_rate
 
+from .config import num_classes
 from .dataset import Dataset, class_weights, open_split
 from .errors import InputError
 from .finetune import compile_training
@@ -153,7 +154,7 @@ def prepare_features(config, data_path, weights):
     """Extract (or find) the cached features ``config``'s runs on ``data_path`` will
     read: sweeps do this once, before their tasks start."""
     pretrained = config.get("init", "pretrained") == "pretrained"
-    _, input_shape, net = build_features_net(config, 2 if config["target"] == "binary" else 5,
+    _, input_shape, net = build_features_net(config, num_classes(config),
                                              weights if pretrained else None)
     env = {"data": os.path.abspath(data_path), "data_sha1": sha1_of(data_path),
            "weights_sha1": sha1_of(weights) if pretrained else None}

@@ -17,6 +17,7 @@ import os
 
 from models.fileio import sha1_of
 
+from .config import num_classes
 from .errors import InputError
 from .features import build_features_net, features_dir, train_features
 from .finetune import build_finetune_net, finetune
@@ -37,11 +38,10 @@ def train(config, data_path, weights=None, runs_root="runs", progress=True, reus
     pretrained = config.get("init", "pretrained") == "pretrained"
     if pretrained and weights and not os.path.exists(weights):
         raise InputError("%s: weights file not found (make weights, or WEIGHTS=...)" % weights)
-    num_classes = 2 if config["target"] == "binary" else 5
     features = config["method"] == "features"
     # builds the net and loads the weights: a file that does not fit fails here
     built = (build_features_net if features else build_finetune_net)(
-        config, num_classes, weights if pretrained else None)
+        config, num_classes(config), weights if pretrained else None)
     weights_sha1 = sha1_of(weights) if pretrained else None
     env = environment(config, data_path, sha1_of(data_path), weights, weights_sha1)
     done = reuse and finished_run(config, runs_root, env, name)
