@@ -26,7 +26,7 @@ from models.model_io import load_model
 from .dataset import Dataset, open_split
 from .errors import InputError
 from .inference import predict
-from .metrics import referable_score, screening_metrics
+from .metrics import referable_decision, referable_score, screening_metrics
 from .plots import plot_confusion, plot_reliability, plot_roc
 from .stats import RESAMPLES, bootstrap, choose_cut
 
@@ -50,10 +50,8 @@ def check_same_preprocessing(data_path, train_path):
 def decisions(probs, levels, config):
     """(P(referable), truth, argmax decision) per image, all for referable DR."""
     threshold = config.get("threshold", 2)
-    score = referable_score(probs, config["target"], threshold)
-    argmax_level = probs.argmax(axis=1)
-    decided = argmax_level >= (1 if config["target"] == "binary" else threshold)
-    return score, np.asarray(levels) >= threshold, decided
+    return (referable_score(probs, config["target"], threshold), np.asarray(levels) >= threshold,
+            referable_decision(probs, config["target"], threshold))
 
 
 def operating_point(fn, run_dir, config, env, crop, tta, rule):

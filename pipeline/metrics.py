@@ -8,6 +8,12 @@ def referable_score(probs, target, threshold=2):
     return probs[:, 1] if target == "binary" else probs[:, threshold:].sum(axis=1)
 
 
+def referable_decision(probs, target, threshold=2):
+    """The argmax decision "referable DR" per image: class 1 for binary, a level
+    >= threshold for levels."""
+    return probs.argmax(axis=1) >= (1 if target == "binary" else threshold)
+
+
 def screening_metrics(probs, levels, target, threshold=2):
     """Metrics of class probabilities ``probs`` (N x K) against true ``levels`` (0-4).
 
@@ -18,7 +24,7 @@ def screening_metrics(probs, levels, target, threshold=2):
     truth = (levels >= threshold).astype(int) if target == "binary" else levels
     pred = probs.argmax(axis=1)
     referable = (levels >= threshold).astype(int)
-    pred_referable = (pred >= (1 if target == "binary" else threshold)).astype(int)
+    pred_referable = referable_decision(probs, target, threshold).astype(int)
     k = probs.shape[1]
     out = {"n": int(len(levels)), "accuracy": float((pred == truth).mean()),
            "kappa": float(cohen_kappa_score(truth, pred, weights="quadratic", labels=list(range(k))))
