@@ -8,6 +8,20 @@ STAMP       := $(VENV)/.installed-stamp
 SHARED      ?= ../shared
 WEIGHTS     ?= weights/bvlc_googlenet.caffemodel
 BENCH_BATCH ?= 16
+# DEVICE=cuda: every stage on Theano's gpuarray back end (models/device.py)
+DEVICE      ?= cpu
+export DEVICE
+CACHE_DIR   := $(or $(DRT_CACHE),$(HOME)/.cache/dr-transfer)
+ON_GPU      := $(filter cuda%,$(DEVICE))
+GPU_STAMP   := $(VENV)/.gpu-stamp
+DEBIAN_GPU  := python3-pygpu libgpuarray3 libgpuarray-dev
+ifneq ($(ON_GPU),)
+# libgpuarray dlopens libcuda.so, libnvrtc.so, libcublas.so: links with those
+# names, made from what this machine has, first on the path before Python starts
+# (.venv/lib: libgpuarray itself when it came with `make bundle`)
+CUDA_LINKS  := $(shell $(PYTHON_BASE) models/cudalibs.py "$(CACHE_DIR)/cuda-libs")
+export LD_LIBRARY_PATH := $(CUDA_LINKS):$(abspath $(VENV))/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+endif
 
 LAYERS      ?= loss3/classifier,prob
 DATA        ?= data/raw
@@ -27,7 +41,7 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
                $(foreach s,$(SET),--set $(s))
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
-.PHONY: install test bench profile weights forward classify clean-cache help \
+.PHONY: install test test-gpu bundle bench profile weights forward classify clean-cache help \
         download preprocess train evaluate report results cv reproduce demo sweep test-slurm
 
 help:
@@ -41,12 +55,15 @@ help:
 	@echo "make results     rewrite the README's result tables from the runs"
 	@echo "make sweep SCENARIOS='1 3' FOLDS=5 SEEDS=0,1 [ENGINE=slurm|local, -jN]"
 	@echo "make test        run the test suite (installs everything first)"
+	@echo "make test-gpu    the GPU tests (DEVICE=cuda; one line and exit 0 without a GPU)"
+	@echo "make bundle      one tarball for an offline GPU machine (see README, GPU)"
+	@echo "DEVICE=cuda      any step on the GPU (make install DEVICE=cuda first)"
 	@echo "make weights     download BVLC GoogLeNet weights to $(WEIGHTS)"
 	@echo "make bench       print speed figures (img/s, compile times); TORCH=1 adds PyTorch's"
 	@echo "make forward     WEIGHTS=f.caffemodel BLOB=in.npy OUT=out.npz [LAYERS=a,b]"
 	@echo "make classify    WEIGHTS=f.caffemodel IMAGES='a.jpg b.png'"
 
-install: $(STAMP)
+install: $(STAMP) $(if $(ON_GPU),$(GPU_STAMP))
 
 # Debian's OpenBLAS is Theano's BLAS here; without it Theano falls back to
 # NumPy's C-API (slower, OpenMP off). Installed when we may, skipped otherwise.
@@ -65,7 +82,33 @@ $(STAMP): requirements.txt requirements-test.txt setup.py
 	touch $@
 
 test: $(STAMP)
-	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slurm"
+	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slurm and not gpu"
+
+# Debian 12's pygpu/libgpuarray 0.7.6 (what Theano 1.0.5 needs; PyPI has none),
+# installed when we may, then made importable from .venv (a link to its package)
+$(GPU_STAMP): $(STAMP) requirements-gpu.txt
+	@if ! $(PY) -c "import pygpu" 2>/dev/null && [ ! -d /usr/lib/python3/dist-packages/pygpu ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(DEBIAN_GPU) (Debian)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_GPU); \
+	  else echo "warning: $(DEBIAN_GPU) missing and cannot apt-get them: DEVICE=cuda cannot run here"; fi; \
+	fi
+	@if ! $(PY) -c "import pygpu" 2>/dev/null && [ -d /usr/lib/python3/dist-packages/pygpu ]; then \
+	  ln -sfn /usr/lib/python3/dist-packages/pygpu "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/pygpu"; fi
+	$(PY) -m pip install -q -r requirements-gpu.txt
+	$(PY) -c "import pygpu; print('pygpu', pygpu.__version__, 'API', pygpu.gpuarray.api_version())"
+	touch $@
+
+# one tarball for an offline GPU machine: Python 3.11, wheels, Debian's pygpu, the
+# project; its path is the last line (README, "GPU")
+bundle: $(STAMP)
+	$(PY) -m pipeline.bundle --out build
+
+# the GPU tests: DEVICE=cuda; without a usable GPU, one line saying why, exit 0
+test-gpu: $(STAMP)
+	@if reason=$$(DEVICE=cuda $(PY) -m pipeline device 2>&1 >/dev/null); then \
+	  DEVICE=cuda SHARED=$(SHARED) $(PY) -m pytest -q -m gpu tests/gpu; \
+	else echo "test-gpu: skipped, no GPU usable: $${reason#error: }"; fi
 
 bench: $(STAMP)
 ifeq ($(TORCH),1)
@@ -138,7 +181,6 @@ reproduce: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 SCENARIOS   ?= 1 3 4 scratch
 ENGINE      ?= local
 SWEEP_RUNS  ?= $(RUNS)/sweep
-DEVICE      ?= cpu
 SLURM_CPUS  ?= 2
 SLURM_MEM   ?= 8G
 SLURM_TIME  ?= 04:00:00

@@ -4,8 +4,11 @@ Imported by ``models/__init__.py`` before anything imports Theano or Lasagne.
 It does four things, each the smallest change that works (see README, "Stack"):
 
 1. Sets the project's Theano flags (float32, OpenBLAS, OpenMP, a persistent
-   compile cache) before Theano is imported; the user's own ``THEANO_FLAGS``
-   are appended after ours so that they win.
+   compile cache; with ``DEVICE=cuda`` the gpuarray back end without cuDNN,
+   see ``models.device``) before Theano is imported; the user's own
+   ``THEANO_FLAGS`` are appended after ours so that they win. Theano's own
+   report of a failed GPU start is kept for ``models.device`` to show in one
+   line instead of a traceback.
 2. Registers ``theano.tensor.signal.downsample`` (removed in Theano 0.9,
    imported by Lasagne 0.1) as a thin alias of ``theano.tensor.signal.pool``.
 3. Gives a cache version to compiled modules whose ops have an empty
@@ -14,6 +17,7 @@ It does four things, each the smallest change that works (see README, "Stack"):
 4. Nothing else: no Theano or Lasagne code is copied here.
 """
 import ctypes.util
+import logging
 import os
 import sys
 import types
@@ -23,31 +27,77 @@ from pathlib import Path
 CACHE_DIR = Path(os.environ.get("DRT_CACHE", Path.home() / ".cache" / "dr-transfer"))
 
 
-def project_theano_flags(have_openblas=None):
+def project_theano_flags(have_openblas=None, device="cpu"):
     """Theano flags of the project, as a THEANO_FLAGS string.
 
     OpenMP is turned on only with a real BLAS: with an empty ``blas.ldflags``
-    it makes Theano abort with a GIL error.
+    it makes Theano abort with a GIL error. On ``cuda``, cuDNN is off: Theano
+    1.0.5 knows cuDNN 5-7 only, so convolutions are GpuCorrMM (cuBLAS).
     """
     if have_openblas is None:
         have_openblas = ctypes.util.find_library("openblas") is not None
-    flags = ["device=cpu", "floatX=float32",
+    flags = ["device=%s" % device, "floatX=float32",
              "base_compiledir=%s" % (CACHE_DIR / "theano"),
              "allow_gc=False"]
     if have_openblas:
         flags += ["blas.ldflags=-lopenblas", "openmp=True"]
     else:
         flags += ["blas.ldflags="]
+    if device != "cpu":
+        flags += ["dnn.enabled=False", "gpuarray.preallocate=0"]
     return ",".join(flags)
 
 
 def set_theano_flags():
     if "theano" in sys.modules:
         return  # too late to change anything; whoever imported it chose
+    from .device import DeviceError, asked
     user = os.environ.get("THEANO_FLAGS", "")
-    ours = project_theano_flags()
+    try:
+        device = asked()
+    except DeviceError:
+        device = "cpu"  # models.device.require() reports it
+    ours = project_theano_flags(device=device)
     os.environ["THEANO_FLAGS"] = ours + ("," + user if user else "")
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
+
+class _Kept(logging.Handler):
+    """Keeps the records of a logger instead of printing them."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+_GPU_LOG = _Kept()
+
+
+def keeping_gpu_init_log(start):
+    """Run ``start`` (what imports Theano), keeping the records of
+    ``theano.gpuarray`` instead of printing them: Theano logs a failed GPU
+    start as an error with a traceback."""
+    logger = logging.getLogger("theano.gpuarray")
+    logger.addHandler(_GPU_LOG)
+    logger.propagate = False
+    try:
+        start()
+    finally:
+        logger.removeHandler(_GPU_LOG)
+        logger.propagate = True
+
+
+def gpu_init_error():
+    """The last line of the exception of Theano's failed GPU start, or None."""
+    for record in reversed(_GPU_LOG.records):
+        if record.exc_info and record.exc_info[1] is not None:
+            return str(record.exc_info[1]).strip().splitlines()[-1]
+        if record.levelno >= logging.ERROR:
+            return record.getMessage().splitlines()[0]
+    return None
 
 
 def register_downsample_alias():
@@ -103,5 +153,5 @@ def install():
     # Lasagne 0.1 imports pkg_resources, which setuptools warns about on every run.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     set_theano_flags()
-    register_downsample_alias()
+    keeping_gpu_init_log(register_downsample_alias)
     version_empty_props_ops()

@@ -252,9 +252,9 @@ def to_caffe_input(rgb):
 def compile_forward(net, names):
     """A Theano function data -> [outputs of the named layers], test mode
     (dropout off). Names are Caffe layer / blob names of ``net``."""
-    import theano
+    from .device import function
     unknown = [n for n in names if n not in net]
     if unknown:
         raise KeyError("no such layer in the network: %s" % ", ".join(unknown))
     outputs = lasagne.layers.get_output([net[n] for n in names], deterministic=True)
-    return theano.function([net["data"].input_var], outputs)
+    return function([net["data"].input_var], outputs, "forward function")

@@ -4,6 +4,7 @@ import logging
 import sys
 
 from models.caffemodel import CaffeModelError
+from models.device import DeviceError, require
 from models.fileio import WRITE_ERRORS, Busy
 
 from .errors import InputError
@@ -30,6 +31,14 @@ def cmd_classify(args):
     for line in errors:
         print("error: " + line, file=sys.stderr)
     return 1 if errors else 0
+
+
+def cmd_device(args):
+    import json
+    from models.device import describe
+    require()
+    print(json.dumps(describe()))
+    return 0
 
 
 def cmd_download_weights(args):
@@ -182,6 +191,10 @@ def parser():
     c.add_argument("images", nargs="+")
     c.set_defaults(func=cmd_classify)
 
+    dv = sub.add_parser("device", help="the device Theano runs on (DEVICE=cpu|cuda), or why "
+                                       "it cannot be used (exit 2)")
+    dv.set_defaults(func=cmd_device)
+
     w = sub.add_parser("download-weights", help="fetch bvlc_googlenet.caffemodel")
     w.add_argument("--out", default="weights/bvlc_googlenet.caffemodel")
     w.set_defaults(func=cmd_download_weights)
@@ -266,12 +279,18 @@ def parser():
     return p
 
 
+#: the commands that run Theano functions: DEVICE=cuda must be usable before they start
+COMPUTING = {"forward", "classify", "train", "evaluate", "cv", "reproduce"}
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        if args.command in COMPUTING:
+            require()
         return args.func(args)
-    except (InputError, CaffeModelError) as e:
+    except (InputError, CaffeModelError, DeviceError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
     except KeyError as e:

@@ -15,7 +15,7 @@ import theano.tensor as T
 from tqdm import tqdm
 
 import lasagne
-from models import googlenet
+from models import device, googlenet
 from models.caffe_import import load_caffemodel
 from models.fileio import atomic_savez
 from models.solver import layer_multipliers, learning_rate, sgd_updates
@@ -62,7 +62,7 @@ def compile_training(net, heads, config):
     rate = theano.shared(np.float32(0), name="rate")
     updates, histories = sgd_updates(loss, mults, rate, solver.get("momentum", 0.9),
                                      solver.get("weight_decay", 0.0))
-    fn = theano.function([x, y, w], [loss, accuracy], updates=updates)
+    fn = device.function([x, y, w], [loss, accuracy], "training function", updates=updates)
     frozen = [p for p, lr, _ in mults if lr == 0]
     return fn, rate, histories, frozen
 

@@ -1,6 +1,41 @@
-"""Screening metrics: accuracy, sensitivity, specificity, ROC AUC, quadratic weighted kappa."""
+"""Screening metrics: accuracy, sensitivity, specificity, ROC AUC, quadratic weighted kappa.
+
+NumPy only (the tests hold them to scikit-learn's and to hand-worked cases):
+training imports this, and the offline GPU bundle has no scipy or scikit-learn.
+"""
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
+
+
+def average_ranks(values):
+    """1-based ranks of ``values``, ties given the mean of their ranks."""
+    _, inverse, counts = np.unique(np.asarray(values), return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    return (last - (counts - 1) / 2.0)[inverse]
+
+
+def auc(score, truth):
+    """ROC AUC as the Mann-Whitney statistic (ties count one half); NaN with one class."""
+    truth = np.asarray(truth, bool)
+    n1 = int(truth.sum())
+    n0 = len(truth) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    return float((average_ranks(score)[truth].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def confusion(truth, pred, k):
+    """k x k counts: row the true class, column the predicted one."""
+    return np.bincount(np.asarray(truth, int) * k + np.asarray(pred, int),
+                       minlength=k * k).reshape(k, k)
+
+
+def quadratic_kappa(truth, pred, k):
+    """Cohen's kappa with quadratic weights over classes 0..k-1: 1 - sum(w O) / sum(w E)."""
+    observed = confusion(truth, pred, k).astype(float)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
+    i, j = np.indices((k, k))
+    w = (i - j) ** 2
+    return float(1 - (w * observed).sum() / (w * expected).sum())
 
 
 def referable_score(probs, target, threshold=2):
@@ -27,16 +62,14 @@ def screening_metrics(probs, levels, target, threshold=2):
     pred_referable = referable_decision(probs, target, threshold).astype(int)
     k = probs.shape[1]
     out = {"n": int(len(levels)), "accuracy": float((pred == truth).mean()),
-           "kappa": float(cohen_kappa_score(truth, pred, weights="quadratic", labels=list(range(k))))
-           if len(set(truth) | set(pred)) > 1 else 0.0,
-           "confusion": confusion_matrix(truth, pred, labels=list(range(k))).tolist()}
+           "kappa": quadratic_kappa(truth, pred, k) if len(set(truth) | set(pred)) > 1 else 0.0,
+           "confusion": confusion(truth, pred, k).tolist()}
     tp = int(((pred_referable == 1) & (referable == 1)).sum())
     tn = int(((pred_referable == 0) & (referable == 0)).sum())
     out["sensitivity"] = tp / max(1, int(referable.sum()))
     out["specificity"] = tn / max(1, int((1 - referable).sum()))
     score = referable_score(probs, target, threshold)
-    out["auc"] = float(roc_auc_score(referable, score)) if 0 < referable.sum() < len(referable) \
-        else float("nan")
+    out["auc"] = auc(score, referable)
     return out
 
 

@@ -40,7 +40,7 @@ def plot_roc(curves, path, title=""):
     truth, decided or None); a decision rule is marked as a point on its curve."""
     from sklearn.metrics import roc_curve
 
-    from .stats import auc
+    from .metrics import auc
     fig, ax = plt.subplots(figsize=(5, 5))
     for label, score, truth, decided in curves:
         fpr, tpr, _ = roc_curve(truth, score)

@@ -25,21 +25,21 @@ METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_accuracy", "va
 
 
 def environment(config, data, data_sha1, weights, weights_sha1):
-    """What a reviewer needs to rerun: versions, flags, inputs and their checksums."""
-    import h5py
-    import lasagne
+    """What a reviewer needs to rerun: versions, flags, device, inputs and their checksums."""
+    import importlib
     import numpy as np
-    import PIL
-    import scipy
-    import sklearn
-    import theano
+    from models.device import describe
     env = {"command": " ".join(sys.argv), "python": platform.python_version(),
-           "platform": platform.platform(), "cpus": os.cpu_count(),
-           "numpy": np.__version__, "scipy": scipy.__version__, "theano": theano.__version__,
-           "lasagne": lasagne.__version__, "h5py": h5py.__version__, "pillow": PIL.__version__,
-           "scikit-learn": sklearn.__version__, "theano_flags": os.environ.get("THEANO_FLAGS", ""),
-           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "seed": config.get("seed"),
-           "data": os.path.abspath(data), "data_sha1": data_sha1}
+           "platform": platform.platform(), "cpus": os.cpu_count(), "numpy": np.__version__}
+    for name, module in (("scipy", "scipy"), ("theano", "theano"), ("lasagne", "lasagne"),
+                         ("h5py", "h5py"), ("pillow", "PIL"), ("scikit-learn", "sklearn")):
+        try:  # the offline GPU bundle has no scipy or scikit-learn
+            env[name] = importlib.import_module(module).__version__
+        except ImportError:
+            env[name] = "not installed"
+    env.update({"theano_flags": os.environ.get("THEANO_FLAGS", ""),
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "device": describe(),
+                "seed": config.get("seed"), "data": os.path.abspath(data), "data_sha1": data_sha1})
     if weights_sha1:
         env.update(weights=os.path.abspath(weights), weights_sha1=weights_sha1)
     env["code"] = code_version()
@@ -150,12 +150,16 @@ def write_metrics(run_dir, rows):
 def finish(run_dir, config, spec, net, input_shape, rows):
     """model.npz, the Caffe export, the learning curves, DONE, and the -latest link."""
     from models.model_io import export_caffe, save_model
-
-    from .plots import plot_learning_curves
     save_model(str(run_dir / "model.npz"), spec, net, input_shape)
     export_caffe(spec, net, input_shape, str(run_dir))
     write_metrics(run_dir, rows)
-    plot_learning_curves(rows, str(run_dir / "learning_curves.png"), config["scenario"])
+    try:
+        from .plots import plot_learning_curves
+    except ImportError:  # the offline GPU bundle has no matplotlib
+        print("train: learning_curves.png not drawn here (no matplotlib); metrics.csv has "
+              "the curves")
+    else:
+        plot_learning_curves(rows, str(run_dir / "learning_curves.png"), config["scenario"])
     atomic_write_bytes(run_dir / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n").encode())
     point_latest(run_dir, config["scenario"])
 

@@ -10,22 +10,11 @@ intervals are the 2.5 and 97.5 percentiles of the replicates where the metric
 is defined (AUC needs both classes).
 """
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import cohen_kappa_score
+
+from .metrics import auc, quadratic_kappa
 
 METRICS = ("auc", "sensitivity", "specificity", "accuracy", "kappa")
 RESAMPLES = 2000
-
-
-def auc(score, truth):
-    """ROC AUC as the Mann-Whitney statistic (ties count one half); NaN with one class."""
-    truth = np.asarray(truth, bool)
-    n1 = int(truth.sum())
-    n0 = len(truth) - n1
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[truth].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
 def decision_metrics(score, truth, decided, metrics=METRICS):
@@ -45,7 +34,7 @@ def decision_metrics(score, truth, decided, metrics=METRICS):
             out[m] = float((decided == truth).mean())
         elif m == "kappa":  # binary: quadratic weights are Cohen's; 0 with a single class
             both = len(set(truth.tolist()) | set(decided.tolist())) > 1
-            out[m] = float(cohen_kappa_score(truth, decided, weights="quadratic")) if both else 0.0
+            out[m] = quadratic_kappa(truth, decided, 2) if both else 0.0
         else:
             raise KeyError(m)
     return out

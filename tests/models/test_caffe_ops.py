@@ -112,3 +112,21 @@ def test_rejects_other_inputs():
         CaffeMaxPool(3, 2)(T.matrix())
     with pytest.raises(TypeError):
         CaffeMaxPoolGrad(3, 2)(T.tensor4(), T.matrix())
+
+
+@pytest.mark.parametrize("H, W, k, s, p", CASES)
+def test_the_gpu_paths_theano_pooling_gives_caffes_values(H, W, k, s, p):
+    """``theano_max_pool`` (what DEVICE=cuda runs, as GpuPool) against Caffe's loops:
+    the same values, and without ties the same gradient."""
+    from models.layers import caffe_pooled_size, theano_max_pool
+    rng = np.random.RandomState(H * 100 + W)
+    x = rng.normal(size=(2, 3, H, W)).astype(np.float32)  # continuous: no ties
+    top, mask = caffe_max_pool(x, k, s, p)
+    out_hw = tuple(caffe_pooled_size(n, k, s, p) for n in (H, W))
+    inp = T.tensor4()
+    out = theano_max_pool(inp, k, s, p, (H, W), out_hw)
+    top_diff = rng.normal(size=top.shape).astype(np.float32)
+    grad = T.grad(T.sum(out * top_diff), inp)
+    got, got_grad = theano.function([inp], [out, grad])(x)
+    np.testing.assert_array_equal(got, top)
+    np.testing.assert_allclose(got_grad, caffe_max_pool_backward(x, mask, top_diff), atol=1e-6)

@@ -44,3 +44,19 @@ def test_levels_kappa_and_auc():
     assert m["auc"] == pytest.approx(mann_whitney)
     assert m["auc"] == pytest.approx(roc_auc_score(referable, score))
     assert sum(map(sum, m["confusion"])) == 200
+
+
+def test_numpy_kappa_confusion_and_auc_equal_scikit_learns():
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+    from pipeline.metrics import auc, confusion, quadratic_kappa
+    rng = np.random.RandomState(3)
+    for k in (2, 3, 5):
+        truth, pred = rng.randint(0, k, 97), rng.randint(0, k, 97)
+        pred[:40] = truth[:40]
+        assert quadratic_kappa(truth, pred, k) == pytest.approx(
+            cohen_kappa_score(truth, pred, weights="quadratic", labels=list(range(k))), abs=1e-12)
+        np.testing.assert_array_equal(confusion(truth, pred, k),
+                                      confusion_matrix(truth, pred, labels=list(range(k))))
+    score = rng.randint(0, 6, 300) / 5.0  # many ties
+    truth = rng.rand(300) < 0.3
+    assert auc(score, truth) == pytest.approx(roc_auc_score(truth, score), abs=1e-12)

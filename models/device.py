@@ -1,0 +1,184 @@
+"""The device every Theano function of the project runs on: ``DEVICE=cpu|cuda|cudaN``.
+
+``DEVICE`` (environment; the Makefile exports its variable) is read by
+``models.compat`` before Theano is imported: ``cuda`` gives Theano's
+``gpuarray`` back end with cuDNN off (Theano 1.0.5 cannot use cuDNN >= 8), so
+convolutions are GpuCorrMM and pooling GpuPool. Theano falls back to the CPU
+silently when the GPU cannot be initialised; here it never does:
+``require()`` stops with one line naming the missing piece, and
+``function()`` (the project's only way to compile) also refuses a compiled
+graph that still runs convolutions, pooling or BLAS on the CPU.
+"""
+import ctypes
+import os
+
+#: CPU ops that must not be in a graph compiled for the GPU (the heavy ones)
+CPU_HEAVY_OPS = {"CorrMM", "CorrMM_gradInputs", "CorrMM_gradWeights", "AbstractConv2d",
+                 "AbstractConv2d_gradInputs", "AbstractConv2d_gradWeights", "Pool",
+                 "MaxPoolGrad", "AveragePoolGrad", "CaffeMaxPool", "CaffeMaxPoolGrad",
+                 "Dot22", "Dot22Scalar", "Gemm", "CGemv", "CGer", "LRN"}
+
+INSTALL_HINT = "make install DEVICE=cuda"
+
+
+class DeviceError(RuntimeError):
+    """The device asked for cannot be used; the message is one line."""
+
+
+def asked():
+    """``cpu``, ``cuda`` or ``cudaN`` from ``$DEVICE`` (default cpu)."""
+    device = os.environ.get("DEVICE", "").strip() or "cpu"
+    if device not in ("cpu", "cuda") and not (device.startswith("cuda") and device[4:].isdigit()):
+        raise DeviceError("DEVICE=%s: expected cpu, cuda or cudaN" % device)
+    return device
+
+
+def on_gpu():
+    return asked().startswith("cuda")
+
+
+def _load(name):
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def _version_pair(value):
+    return value // 1000, (value % 1000) // 10
+
+
+def diagnose():
+    """Why the CUDA back end cannot work here, as one line; None if every piece is there.
+
+    Checks, in order: pygpu, the driver's libcuda (and its unversioned link),
+    a GPU, NVRTC (not newer than the driver), cuBLAS.
+    """
+    try:
+        import pygpu  # noqa: F401
+    except ImportError as e:
+        return ("pygpu is not importable (%s): run `%s` (Debian's python3-pygpu 0.7.6)"
+                % (e, INSTALL_HINT))
+    cuda = _load("libcuda.so")
+    if cuda is None:
+        if _load("libcuda.so.1") is not None:
+            return ("libcuda.so is not on LD_LIBRARY_PATH although the driver's libcuda.so.1 is "
+                    "here: run through make (DEVICE=cuda links it via models/cudalibs.py)")
+        return ("no NVIDIA driver: libcuda.so.1 not found (install the driver, or run on a GPU "
+                "machine)")
+    status = cuda.cuInit(0)
+    if status != 0:
+        return ("the NVIDIA driver found no usable GPU (cuInit error %d; check nvidia-smi and "
+                "CUDA_VISIBLE_DEVICES)" % status)
+    count, driver = ctypes.c_int(), ctypes.c_int()
+    if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value == 0:
+        return "no CUDA device visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+    cuda.cuDriverGetVersion(ctypes.byref(driver))
+    driver = _version_pair(driver.value)
+    nvrtc = _load("libnvrtc.so")
+    if nvrtc is None:
+        return ("libnvrtc.so not found: install NVRTC (a CUDA toolkit, or pip's "
+                "nvidia-cuda-nvrtc in any Python here; DRT_CUDA_LIBS=dir names a folder), "
+                "then run through make")
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    nvrtc.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+    if (major.value, minor.value) > driver:
+        return ("NVRTC %d.%d is newer than the driver's CUDA %d.%d: its PTX would be refused "
+                "(CUDA_ERROR_UNSUPPORTED_PTX_VERSION); use an NVRTC <= %d.%d (DRT_CUDA_LIBS=dir) "
+                "or update the driver" % ((major.value, minor.value) + driver + driver))
+    if _load("libcublas.so") is None:
+        return ("libcublas.so not found: install cuBLAS (a CUDA toolkit, or pip's "
+                "nvidia-cublas; DRT_CUDA_LIBS=dir names a folder), then run through make")
+    return None
+
+
+def require():
+    """Raise DeviceError unless the device asked for is the one Theano runs on."""
+    device = asked()
+    import theano
+    if device == "cpu":
+        return
+    import theano.gpuarray
+    if theano.gpuarray.pygpu_activated:
+        return
+    problem = diagnose()
+    if problem is None:
+        from . import compat
+        problem = "Theano did not activate the GPU: %s" % (compat.gpu_init_error()
+                                                           or "no reason given")
+    raise DeviceError("DEVICE=%s: %s" % (device, problem))
+
+
+def check_compiled(fn, what):
+    """Raise DeviceError when ``fn``, compiled for the GPU, runs heavy ops on the CPU."""
+    if not on_gpu():
+        return
+    names = [type(node.op).__name__ for node in fn.maker.fgraph.apply_nodes]
+    cpu = sorted({n for n in names if n in CPU_HEAVY_OPS})
+    if cpu or not any(n.startswith("Gpu") for n in names):
+        raise DeviceError("DEVICE=%s: the compiled %s still runs %s on the CPU"
+                          % (asked(), what, ", ".join("%s x%d" % (n, names.count(n))
+                                                      for n in cpu) or "everything"))
+
+
+def function(inputs, outputs, what, **kwargs):
+    """``theano.function`` on the device asked for, checked (see ``check_compiled``)."""
+    import theano
+    require()
+    fn = theano.function(inputs, outputs, **kwargs)
+    check_compiled(fn, what)
+    return fn
+
+
+def _loaded_path(stem):
+    """The file of library ``stem`` this process has mapped (from /proc/self/maps)."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if os.path.basename(path).startswith(stem + ".so"):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def describe():
+    """What a reviewer needs to know of the device: for environment.json."""
+    device = asked()
+    info = {"device": device}
+    if device == "cpu":
+        return info
+    import pygpu
+    import theano.gpuarray
+    info["pygpu"] = pygpu.__version__
+    if theano.gpuarray.pygpu_activated:
+        context = theano.gpuarray.type.get_context(None)
+        info.update(gpu=context.devname, gpu_memory_mib=context.total_gmem // 2 ** 20)
+    try:
+        with open("/proc/driver/nvidia/version") as f:
+            info["driver"] = f.readline().split("Kernel Module")[-1].split()[0]
+    except (OSError, IndexError):
+        pass
+    cuda, nvrtc, cublas = _load("libcuda.so"), _load("libnvrtc.so"), _load("libcublas.so")
+    if cuda is not None:
+        v = ctypes.c_int()
+        cuda.cuDriverGetVersion(ctypes.byref(v))
+        info["driver_cuda"] = "%d.%d" % _version_pair(v.value)
+    if nvrtc is not None:
+        major, minor = ctypes.c_int(), ctypes.c_int()
+        nvrtc.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+        info["nvrtc"] = "%d.%d" % (major.value, minor.value)
+    if cublas is not None:
+        parts = []
+        for prop in range(3):  # MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
+            value = ctypes.c_int()
+            if cublas.cublasGetProperty(prop, ctypes.byref(value)) == 0:
+                parts.append(str(value.value))
+        info["cublas"] = ".".join(parts)
+    for stem in ("libcuda", "libnvrtc", "libcublas", "libgpuarray"):
+        path = _loaded_path(stem)
+        if path:
+            info[stem + "_path"] = os.path.realpath(path)
+    return info
+

@@ -1,0 +1,136 @@
+"""DEVICE=cuda on a machine without a usable GPU: one line naming the missing
+piece, never a silent CPU run; the CUDA library links; the Theano flags."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import theano
+import theano.tensor as T
+
+from models import compat, cudalibs, device
+from tests.conftest import ROOT
+from tests.gpu.conftest import gpu_unusable
+
+no_gpu = pytest.mark.skipif(not gpu_unusable(), reason="a GPU is usable here")
+
+
+def test_cuda_flags_turn_cudnn_off_and_keep_the_compile_cache():
+    flags = compat.project_theano_flags(have_openblas=True, device="cuda").split(",")
+    assert "device=cuda" in flags and "dnn.enabled=False" in flags and "floatX=float32" in flags
+    assert any(f.startswith("base_compiledir=") for f in flags)
+    assert "device=cpu" in compat.project_theano_flags(have_openblas=True).split(",")
+
+
+@pytest.mark.parametrize("value, expected", [("", "cpu"), ("cpu", "cpu"), ("cuda", "cuda"),
+                                             ("cuda1", "cuda1")])
+def test_device_values(monkeypatch, value, expected):
+    monkeypatch.setenv("DEVICE", value)
+    assert device.asked() == expected
+
+
+@pytest.mark.parametrize("value", ["gpu", "cuda:0", "opencl0", "cudax"])
+def test_other_device_values_are_an_error(monkeypatch, value):
+    monkeypatch.setenv("DEVICE", value)
+    with pytest.raises(device.DeviceError, match="DEVICE=%s: expected cpu, cuda or cudaN" % value):
+        device.asked()
+
+
+def test_a_gpu_run_whose_graph_holds_cpu_convolutions_is_an_error(monkeypatch):
+    x, w = T.tensor4("x"), T.tensor4("w")
+    fn = theano.function([x, w], T.nnet.conv2d(x, w))  # this process: the CPU's CorrMM
+    device.check_compiled(fn, "test function")  # on the CPU nothing to say
+    monkeypatch.setenv("DEVICE", "cuda")
+    with pytest.raises(device.DeviceError, match=r"test function still runs CorrMM x1 on the CPU"):
+        device.check_compiled(fn, "test function")
+
+
+def test_missing_pygpu_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pygpu", None)  # import pygpu raises ImportError
+    assert device.diagnose().startswith("pygpu is not importable")
+    assert "make install DEVICE=cuda" in device.diagnose()
+
+
+@no_gpu
+def test_train_on_cuda_without_a_gpu_stops_in_one_line_before_anything_is_made(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "train", "--scenario", "4",
+                           "--data", str(tmp_path / "none.h5"), "--runs", str(tmp_path / "runs")],
+                          cwd=str(ROOT), capture_output=True, text=True,
+                          env=dict(os.environ, DEVICE="cuda"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: DEVICE=cuda: "), proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x7fELF")
+    return path
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    """A fake machine: a driver for CUDA 12.4, a CUDA 12.2 toolkit with a stub libcuda,
+    and a Python with CUDA 13 wheels (nvidia/cu13/lib)."""
+    driver = touch(tmp_path / "driver" / "libcuda.so.1")
+    toolkit = tmp_path / "cuda-12.2" / "lib64"
+    touch(toolkit / "libnvrtc.so.12.2.140")
+    touch(toolkit / "libnvrtc-builtins.so.12.2")
+    touch(toolkit / "stubs" / "libcuda.so")
+    wheels = tmp_path / "py312" / "site-packages" / "nvidia" / "cu13" / "lib"
+    for name in ("libnvrtc.so.13", "libnvrtc-builtins.so.13.0", "libcublas.so.13",
+                 "libcublasLt.so.13"):
+        touch(wheels / name)
+    monkeypatch.setattr(cudalibs, "DRIVER_DIRS", [str(driver.parent)])
+    monkeypatch.setattr(cudalibs, "SITE_GLOBS", [str(tmp_path / "py*" / "site-packages")])
+    monkeypatch.setattr(cudalibs, "ldconfig_paths", lambda stem: [])
+    monkeypatch.setattr(cudalibs, "driver_cuda_version", lambda lib: (12, 4))
+    monkeypatch.setenv("CUDA_HOME", str(toolkit.parent))
+    monkeypatch.delenv("DRT_CUDA_LIBS", raising=False)
+    return tmp_path
+
+
+def test_links_take_the_driver_and_the_newest_nvrtc_not_newer_than_it(machine):
+    folder = machine / "links"
+    made, problems = cudalibs.make_links(str(folder))
+    assert problems == []
+    real = {name: os.path.realpath(folder / name) for name in os.listdir(folder)}
+    assert real["libcuda.so"] == str(machine / "driver" / "libcuda.so.1")
+    assert real["libnvrtc.so"].endswith("cuda-12.2/lib64/libnvrtc.so.12.2.140")  # 13 > 12.4
+    assert real["libnvrtc-builtins.so.12.2"].endswith("libnvrtc-builtins.so.12.2")
+    assert real["libcublas.so"].endswith("cu13/lib/libcublas.so.13")
+    assert "libcublasLt.so.13" in real
+    assert "stubs" not in "".join(real.values())
+
+
+def test_links_follow_what_the_machine_has_now(machine, monkeypatch):
+    folder = machine / "links"
+    cudalibs.make_links(str(folder))
+    monkeypatch.setattr(cudalibs, "driver_cuda_version", lambda lib: (13, 0))
+    for path in (machine / "cuda-12.2" / "lib64").glob("libnvrtc*"):
+        path.unlink()  # the toolkit is uninstalled, the driver updated
+    cudalibs.make_links(str(folder))
+    assert os.path.realpath(folder / "libnvrtc.so").endswith("cu13/lib/libnvrtc.so.13")
+    assert not os.path.lexists(folder / "libnvrtc-builtins.so.12.2")  # dangling: removed
+
+
+def test_nothing_usable_is_reported(machine, monkeypatch):
+    monkeypatch.setattr(cudalibs, "driver_cuda_version", lambda lib: (11, 8))
+    for path in (machine / "cuda-12.2" / "lib64").glob("libnvrtc*"):
+        path.unlink()
+    _, problems = cudalibs.make_links(str(machine / "links"))
+    assert any("libnvrtc.so.* not found (only newer than the driver's CUDA 11.8" in p
+               for p in problems), problems
+
+
+@no_gpu
+@pytest.mark.skipif(not (ROOT / ".venv" / ".installed-stamp").exists(),
+                    reason="make install has not run (the target would install first)")
+def test_make_test_gpu_says_why_in_one_line_and_succeeds():
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "test-gpu"], cwd=str(ROOT),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("test-gpu: skipped, no GPU usable: DEVICE=cuda:")
