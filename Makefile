@@ -41,7 +41,7 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
                $(foreach s,$(SET),--set $(s))
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
-.PHONY: install test test-gpu bundle bench profile weights forward classify clean-cache help \
+.PHONY: install test test-gpu test-bundle bundle bench profile weights forward classify clean-cache help \
         download preprocess train evaluate report results cv reproduce demo sweep test-slurm
 
 help:
@@ -82,7 +82,11 @@ $(STAMP): requirements.txt requirements-test.txt setup.py
 	touch $@
 
 test: $(STAMP)
-	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slurm and not gpu"
+	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slurm and not gpu and not bundle"
+
+# make bundle, unpacked and run in a bare environment (CPU checks of the offline path)
+test-bundle: $(STAMP)
+	SHARED=$(SHARED) $(PY) -m pytest -q -m bundle tests/test_bundle.py
 
 # Debian 12's pygpu/libgpuarray 0.7.6 (what Theano 1.0.5 needs; PyPI has none),
 # installed when we may, then made importable from .venv (a link to its package)

@@ -53,7 +53,7 @@ RUN = r"""#!/bin/sh
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 project="$here/dr-transfer"
-export LD_LIBRARY_PATH="$here/python/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="$here/python/lib:$project/.venv/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if [ ! -f "$project/.venv/.gpu-stamp" ]; then
   echo "run: building $project/.venv from the bundle (offline)"
   rm -rf "$project/.venv"
@@ -65,7 +65,7 @@ if [ ! -f "$project/.venv/.gpu-stamp" ]; then
   cp -a "$here"/gpuarray/lib/libgpuarray.so* "$project/.venv/lib/"
   cp -r "$here/gpuarray/include/gpuarray" "$project/.venv/include/gpuarray"
   "$project/.venv/bin/python" -m pip install -q --no-index --no-deps --no-build-isolation -e "$project"
-  "$project/.venv/bin/python" -c "import pygpu, theano, lasagne; print('run: pygpu', pygpu.__version__, 'theano', theano.__version__)"
+  (cd "$project" && .venv/bin/python -c "import models, pygpu, theano; print('run: pygpu', pygpu.__version__, 'theano', theano.__version__)")
   touch "$project/.venv/.installed-stamp" "$project/.venv/.gpu-stamp"
 fi
 cd "$project"
