@@ -115,14 +115,15 @@ test-gpu: $(STAMP)
 	else echo "test-gpu: skipped, no GPU usable: $${reason#error: }"; fi
 
 bench: $(STAMP)
-ifeq ($(TORCH),1)
+ifeq ($(TORCH)$(ON_GPU),1)
 	$(PY) -m pip install -q torch==2.13.0 "setuptools<82"
 endif
 	SHARED=$(SHARED) $(PY) -m pipeline.bench --batch $(BENCH_BATCH)
 
-# Theano's per-op profile of scenario 4's training step (batch BENCH_BATCH)
+# Theano's per-op profile of scenario 4's training step (batch BENCH_BATCH); on the
+# GPU, CUDA_LAUNCH_BLOCKING=1 makes each op's time its own kernels'
 profile: $(STAMP)
-	$(PY) -m pipeline.bench --batch $(BENCH_BATCH) --profile
+	$(if $(ON_GPU),CUDA_LAUNCH_BLOCKING=1) $(PY) -m pipeline.bench --batch $(BENCH_BATCH) --profile
 
 forward: $(STAMP)
 	$(PY) -m pipeline forward --weights $(WEIGHTS) --blob $(BLOB) --out $(OUT) --layers $(LAYERS)

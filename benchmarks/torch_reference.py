@@ -1,7 +1,21 @@
 """The same GoogLeNet spec in PyTorch, for the speed comparison of ``make bench`` only.
 
-Not used by the pipeline; PyTorch is not a dependency of the project.
+Not used by the pipeline; PyTorch is not a dependency of the project. It imports
+neither Theano nor the project, so that it also runs as a script in another
+Python (on a GPU machine, the one that has PyTorch with CUDA), given the spec as
+JSON (``pipeline.bench`` writes it from ``models.googlenet``):
+
+    python benchmarks/torch_reference.py --spec spec.json --device cuda --batch 32 128
+
+prints ``torch_gpu_infer_img_s=`` / ``torch_gpu_train_img_s=`` per batch, fp32 with
+TF32 off, then the same with PyTorch's defaults (``*_defaults``: cuDNN may use TF32).
 """
+import argparse
+import json
+import statistics
+import time
+from types import SimpleNamespace
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -60,3 +74,87 @@ class TorchNet(nn.Module):
                 y = F.softmax(inp, 1)
             blobs[layer.name] = y
         return [blobs[name] for name in outputs]
+
+
+def spec_from_json(items):
+    """The spec as ``pipeline.bench`` writes it: a list of {name, type, bottom, params}."""
+    return [SimpleNamespace(name=d["name"], type=d["type"], bottom=tuple(d["bottom"]),
+                            params=d["params"]) for d in items]
+
+
+HEADS = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
+
+
+def figures(spec, device, batch, repeats, sync=lambda: None):
+    """(infer img/s, train img/s) of ``spec`` at ``batch``: medians of ``repeats`` timed
+    calls after a warm-up; train is one SGD step (momentum) of loss3 + 0.3 (loss1 + loss2)."""
+    torch.manual_seed(0)
+    x = (torch.randn(batch, 3, 224, 224) * 50).to(device)
+    y = torch.randint(0, 1000, (batch,)).to(device)
+    net = TorchNet(spec).to(device)
+
+    def timed(fn):
+        fn()
+        sync()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    net.eval()
+    with torch.no_grad():
+        infer = batch / timed(lambda: net(x, ["prob"]))
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
+    ce = torch.nn.functional.cross_entropy
+
+    def step():
+        opt.zero_grad()
+        z3, z1, z2 = net(x, HEADS)
+        loss = ce(z3, y) + 0.3 * (ce(z1, y) + ce(z2, y))
+        loss.backward()
+        opt.step()
+    return infer, batch / timed(step)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="PyTorch's figures for make bench")
+    p.add_argument("--spec", required=True, help="the network as JSON (pipeline.bench writes it)")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--batch", type=int, nargs="+", default=[32, 128])
+    p.add_argument("--repeats", type=int, default=10)
+    args = p.parse_args(argv)
+    with open(args.spec) as f:
+        spec = spec_from_json(json.load(f))
+    gpu = args.device.startswith("cuda")
+    if gpu and not torch.cuda.is_available():
+        print("torch_gpu_infer_img_s=n/a  # torch %s sees no CUDA device" % torch.__version__)
+        return 0
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    prefix = "torch_gpu_" if gpu else "torch_"
+    defaults = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    where = torch.cuda.get_device_name() if gpu else "%d threads" % torch.get_num_threads()
+    for mode in ("fp32", "defaults"):
+        if mode == "fp32":
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        else:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = defaults
+        suffix = "" if mode == "fp32" else "_defaults"
+        for batch in args.batch:
+            infer, train = figures(spec, args.device, batch, args.repeats, sync)
+            note = "  # batch %d, torch %s, %s" % (batch, torch.__version__, where)
+            if gpu:
+                note += (", fp32, TF32 off" if mode == "fp32" else
+                         ", PyTorch's defaults (cuDNN TF32 %s)" % ("on" if defaults[0] else "off"))
+            print("%sinfer_img_s%s=%.2f%s" % (prefix, suffix, infer, note), flush=True)
+            print("%strain_img_s%s=%.2f%s" % (prefix, suffix, train, note), flush=True)
+        if not gpu:
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

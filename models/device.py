@@ -161,21 +161,24 @@ def describe():
     except (OSError, IndexError):
         pass
     cuda, nvrtc, cublas = _load("libcuda.so"), _load("libnvrtc.so"), _load("libcublas.so")
-    if cuda is not None:
-        v = ctypes.c_int()
-        cuda.cuDriverGetVersion(ctypes.byref(v))
-        info["driver_cuda"] = "%d.%d" % _version_pair(v.value)
-    if nvrtc is not None:
-        major, minor = ctypes.c_int(), ctypes.c_int()
-        nvrtc.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
-        info["nvrtc"] = "%d.%d" % (major.value, minor.value)
-    if cublas is not None:
-        parts = []
-        for prop in range(3):  # MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
-            value = ctypes.c_int()
-            if cublas.cublasGetProperty(prop, ctypes.byref(value)) == 0:
-                parts.append(str(value.value))
-        info["cublas"] = ".".join(parts)
+    try:
+        if cuda is not None:
+            v = ctypes.c_int()
+            cuda.cuDriverGetVersion(ctypes.byref(v))
+            info["driver_cuda"] = "%d.%d" % _version_pair(v.value)
+        if nvrtc is not None:
+            major, minor = ctypes.c_int(), ctypes.c_int()
+            nvrtc.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+            info["nvrtc"] = "%d.%d" % (major.value, minor.value)
+        if cublas is not None:
+            parts = []
+            for prop in range(3):  # MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
+                value = ctypes.c_int()
+                if cublas.cublasGetProperty(prop, ctypes.byref(value)) == 0:
+                    parts.append(str(value.value))
+            info["cublas"] = ".".join(parts)
+    except AttributeError as e:  # a library without the symbol: record that, go on
+        info["version_error"] = str(e)
     for stem in ("libcuda", "libnvrtc", "libcublas", "libgpuarray"):
         path = _loaded_path(stem)
         if path:

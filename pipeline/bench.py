@@ -11,6 +11,7 @@ finetune_img_s_batchB / peak_rss_mib_batchB: the scenario-4 step at batch 1, 16
 and 64, each in its own process, and that process's peak resident memory.
 """
 import argparse
+import json
 import os
 import time
 
@@ -18,6 +19,7 @@ import numpy as np
 import theano
 
 from models import googlenet
+from models.device import describe, on_gpu, require
 
 
 def timed(fn, repeats):
@@ -85,34 +87,81 @@ def bench_preprocess(count=48):
         shutil.rmtree(tmp)
 
 
-def bench_torch(batch, repeats):
-    try:
-        import torch
-    except ImportError:
-        print("torch_infer_img_s=n/a  # pip install torch==2.13.0 to compare")
-        return
-    from benchmarks.torch_reference import TorchNet
-    torch.manual_seed(0)
-    x = torch.randn(batch, 3, 224, 224) * 50
-    y = torch.randint(0, 1000, (batch,))
-    net = TorchNet(googlenet.googlenet_spec(aux_heads=True))
-    net.eval()
-    with torch.no_grad():
-        t = timed(lambda: net(x, ["prob"]), repeats)
-    print("torch_infer_img_s=%.2f  # torch %s, %d threads" % (batch / t, torch.__version__,
-                                                             torch.get_num_threads()))
-    net.train()
-    opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
-    heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
+def write_spec(path):
+    """GoogLeNet with aux heads as JSON, for the PyTorch peer in any Python."""
+    import json
+    with open(path, "w") as f:
+        json.dump([layer._asdict() for layer in googlenet.googlenet_spec(aux_heads=True)], f)
 
-    def step():
-        opt.zero_grad()
-        z3, z1, z2 = net(x, heads)
-        ce = torch.nn.functional.cross_entropy
-        loss = ce(z3, y) + 0.3 * (ce(z1, y) + ce(z2, y))
-        loss.backward()
-        opt.step()
-    print("torch_train_img_s=%.2f" % (batch / timed(step, repeats)))
+
+def torch_python(gpu):
+    """A Python that has PyTorch (with CUDA for ``gpu``): $TORCH_PYTHON, this one,
+    or python3 on PATH; None if none has."""
+    import shutil
+    import subprocess
+    import sys
+    check = "import torch; assert %s" % ("torch.cuda.is_available()" if gpu else "True")
+    for python in filter(None, (os.environ.get("TORCH_PYTHON"), sys.executable,
+                                shutil.which("python3"))):
+        if subprocess.run([python, "-c", check], capture_output=True,
+                          env=torch_env()).returncode == 0:
+            return python
+    return None
+
+
+def torch_env():
+    """The environment for PyTorch's process: without the library path made for
+    libgpuarray (PyTorch brings its own CUDA libraries)."""
+    env = dict(os.environ)
+    env.pop("LD_LIBRARY_PATH", None)
+    return env
+
+
+def bench_torch(batches, repeats, gpu):
+    """PyTorch's figures for the same spec, in its own process (and Python)."""
+    import subprocess
+    import tempfile
+    python = torch_python(gpu)
+    if python is None:
+        print("torch_%sinfer_img_s=n/a  # no PyTorch%s here (TORCH_PYTHON=python names one)"
+              % ("gpu_" if gpu else "", " with CUDA" if gpu else ""), flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = os.path.join(tmp, "spec.json")
+        write_spec(spec)
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "benchmarks", "torch_reference.py")
+        subprocess.run([python, script, "--spec", spec, "--device", "cuda" if gpu else "cpu",
+                        "--repeats", str(repeats), "--batch"] + [str(b) for b in batches],
+                       env=torch_env(), check=False)
+
+
+def bench_gpu(batches, repeats):
+    """gpu_infer / gpu_train / gpu_finetune img/s per batch, with compile times
+    (the first compile of a fresh cache is the cold one)."""
+    from .finetune import compile_training
+    net = googlenet.build(googlenet.googlenet_spec(aux_heads=True))
+    heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
+    solver = {"solver": {"base_lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4}}
+    start = time.perf_counter()
+    infer = googlenet.compile_forward(net, ["prob"])
+    fns = {"infer": infer}
+    print("gpu_infer_compile_s=%.1f" % (time.perf_counter() - start), flush=True)
+    for key, freeze in (("train", []), ("finetune", ["conv1/", "conv2/"])):
+        start = time.perf_counter()
+        fns[key] = compile_training(net, heads, dict(solver, freeze=freeze))[0]
+        print("gpu_%s_compile_s=%.1f" % (key, time.perf_counter() - start), flush=True)
+    rng = np.random.RandomState(0)
+    for batch in batches:
+        x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
+        y = rng.randint(0, 1000, batch).astype(np.int32)
+        w = np.ones(batch, np.float32)
+        print("gpu_infer_img_s=%.2f  # batch %d" % (batch / timed(lambda: infer(x), repeats),
+                                                   batch), flush=True)
+        for key in ("train", "finetune"):
+            print("gpu_%s_img_s=%.2f  # batch %d, Caffe SGD step, aux heads%s" % (
+                key, batch / timed(lambda: fns[key](x, y, w), repeats), batch,
+                ", conv1/conv2 frozen" if key == "finetune" else ""), flush=True)
 
 
 def profile(batch, steps=3, top=14):
@@ -189,9 +238,19 @@ def main(argv=None):
     p.add_argument("--profile", action="store_true",
                    help="only print the per-op profile of a scenario-4 training step")
     p.add_argument("--train-step-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--gpu-batches", default="32,128", help="DEVICE=cuda: the batches timed")
     args = p.parse_args(argv)
     if args.train_step_only:
         return train_step_only(args.batch, args.repeats)
+    require()
+    if on_gpu():
+        print("device=%s" % json.dumps(describe()), flush=True)
+        if args.profile:
+            return profile(args.batch)
+        batches = [int(b) for b in args.gpu_batches.split(",")]
+        bench_gpu(batches, max(args.repeats, 10))
+        bench_torch(batches, max(args.repeats, 10), gpu=True)
+        return
     print("batch=%d floatX=%s blas=%s openmp=%s" % (args.batch, theano.config.floatX,
                                                   theano.config.blas.ldflags or "none",
                                                   theano.config.openmp))
@@ -199,9 +258,15 @@ def main(argv=None):
         return profile(args.batch)
     bench_preprocess()
     bench_theano(args.batch, args.repeats)
-    bench_torch(args.batch, args.repeats)
+    bench_torch([args.batch], args.repeats, gpu=False)
     bench_scaling(repeats=args.repeats)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    from models.device import DeviceError
+    try:
+        sys.exit(main())
+    except DeviceError as e:
+        print("error: %s" % e, file=sys.stderr)
+        sys.exit(2)

@@ -1,4 +1,9 @@
-"""Reading the preprocessed HDF5 store: splits, targets, batches in Caffe's convention."""
+"""Reading the preprocessed HDF5 store: splits, targets, batches in Caffe's convention,
+and ``prefetched``, which makes the next batches while the current step runs."""
+import queue
+import threading
+import time
+
 import h5py
 import numpy as np
 
@@ -97,3 +102,50 @@ def class_weights(targets, num_classes):
     weights = np.zeros(num_classes)
     weights[present] = len(targets) / (present.sum() * counts[present])
     return weights.astype(np.float32)
+
+
+def prefetched(make, items, depth=2):
+    """Yield ``(make(item), seconds waited for it)`` for each of ``items``, in order.
+
+    A background thread runs ``make`` up to ``depth`` items ahead (a bounded
+    queue), so reading, rotating and converting the next batch overlaps the
+    current step: Theano's GPU functions release the GIL while they wait for
+    the device, NumPy while it copies. The results are exactly the sequential
+    ones; an exception in ``make`` is raised here, at its item. Closing the
+    generator (or leaving the loop) stops the thread.
+    """
+    results = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work():
+        for item in items:
+            try:
+                result = (make(item), None)
+            except BaseException as e:  # handed to the consumer, at its item
+                result = (None, e)
+            while not stop.is_set():
+                try:
+                    results.put(result, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set() or result[1] is not None:
+                return
+
+    worker = threading.Thread(target=work, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        for _ in items:
+            start = time.perf_counter()
+            value, error = results.get()
+            waited = time.perf_counter() - start
+            if error is not None:
+                raise error
+            yield value, waited
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                results.get(timeout=0.1)
+            except queue.Empty:
+                pass

@@ -4,6 +4,7 @@ class-balanced sampling or loss weights, rotations as augmentation,
 validation every epoch, and atomic checkpoints (every epoch and at
 SIGINT/SIGTERM) from which a rerun resumes bit-identically.
 """
+import contextlib
 import json
 import signal
 import sys
@@ -20,7 +21,7 @@ from models.caffe_import import load_caffemodel
 from models.fileio import atomic_savez
 from models.solver import layer_multipliers, learning_rate, sgd_updates
 
-from .dataset import balanced_positions, class_weights, open_split
+from .dataset import balanced_positions, class_weights, open_split, prefetched
 from .errors import InputError
 from .inference import predict
 from .metrics import validation_row
@@ -134,25 +135,31 @@ def finetune(config, data_path, built, run_dir, progress=True):
             positions, turns = epoch_plan(config, train, epoch, iterations)
             bar = tqdm(total=iterations, initial=it_in_epoch, disable=not progress,
                        desc="epoch %d/%d" % (epoch + 1, config["epochs"]), unit="batch")
-            while it_in_epoch < iterations:
-                if stop:
-                    atomic_savez(checkpoint, **state())
-                    print("train: stopped; checkpoint saved, run again to resume", file=sys.stderr)
-                    return None
-                it = epoch * iterations + it_in_epoch
-                rate.set_value(np.float32(learning_rate(solver, it)))
-                pos = positions[it_in_epoch]
-                y = train.targets[pos]
-                loss, acc = train_fn(train.batch(pos, crop, turns[it_in_epoch]), y,
-                                     weights_of_class[y])
-                sums += (loss * len(pos), acc * len(pos), len(pos))
-                it_in_epoch += 1
-                bar.update(1)
-                bar.set_postfix(loss="%.3f" % (sums[0] / sums[2]), acc="%.2f" % (sums[1] / sums[2]))
+            waited, steps_start = 0.0, time.perf_counter()
+            with contextlib.closing(prefetched(
+                    lambda i: train.batch(positions[i], crop, turns[i]),
+                    range(it_in_epoch, iterations))) as batches:
+                for x, wait in batches:
+                    if stop:
+                        atomic_savez(checkpoint, **state())
+                        print("train: stopped; checkpoint saved, run again to resume",
+                              file=sys.stderr)
+                        return None
+                    waited += wait
+                    it = epoch * iterations + it_in_epoch
+                    rate.set_value(np.float32(learning_rate(solver, it)))
+                    y = train.targets[positions[it_in_epoch]]
+                    loss, acc = train_fn(x, y, weights_of_class[y])
+                    sums += (loss * len(y), acc * len(y), len(y))
+                    it_in_epoch += 1
+                    bar.update(1)
+                    bar.set_postfix(loss="%.3f" % (sums[0] / sums[2]),
+                                    acc="%.2f" % (sums[1] / sums[2]))
             bar.close()
             row = {"epoch": epoch + 1, "iteration": (epoch + 1) * iterations,
                    "lr": learning_rate(solver, (epoch + 1) * iterations - 1),
-                   "train_loss": sums[0] / sums[2], "train_accuracy": sums[1] / sums[2]}
+                   "train_loss": sums[0] / sums[2], "train_accuracy": sums[1] / sums[2],
+                   "data_wait": round(waited / max(time.perf_counter() - steps_start, 1e-9), 4)}
             row.update(validation_row(predict(infer, val, crop), val, config))
             row["seconds"] = round(time.time() - start, 1)
             rows.append(row)

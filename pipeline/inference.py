@@ -8,6 +8,7 @@ from models import googlenet
 from models.caffe_import import load_caffemodel
 from models.fileio import atomic_savez
 
+from .dataset import prefetched
 from .errors import InputError
 
 DEFAULT_BLOBS = ("loss3/classifier", "prob")
@@ -100,9 +101,9 @@ def predict(fn, data, crop, batch_size=32, rotations=(0,)):
     averaged over ``rotations`` (degrees)."""
     probs = 0
     for degrees in rotations:
-        parts = []
-        for start in range(0, len(data), batch_size):
-            pos = np.arange(start, min(start + batch_size, len(data)))
-            parts.append(fn(data.batch(pos, crop, np.full(len(pos), degrees // 90)))[0])
-        probs = probs + np.concatenate(parts)
+        batches = prefetched(lambda start: data.batch(
+            np.arange(start, min(start + batch_size, len(data))), crop,
+            np.full(min(batch_size, len(data) - start), degrees // 90)),
+            range(0, len(data), batch_size))
+        probs = probs + np.concatenate([fn(x)[0] for x, _ in batches])
     return probs / len(rotations)

@@ -21,7 +21,7 @@ from models.fileio import atomic_path, atomic_write_bytes, exclusive
 from .errors import InputError
 
 METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_accuracy", "val_loss",
-                 "val_accuracy", "val_kappa", "val_auc", "seconds"]
+                 "val_accuracy", "val_kappa", "val_auc", "seconds", "data_wait"]
 
 
 def environment(config, data, data_sha1, weights, weights_sha1):

@@ -124,6 +124,10 @@ def sbatch_header(plan, runs, name, extra=()):
               "# Theano's compile cache on the node's own disk: its lock is safe there",
               'export DRT_CACHE="${DRT_CACHE:-${TMPDIR:-/tmp}/dr-transfer-$(id -un)}"',
               "export OMP_NUM_THREADS=%d" % s["cpus"]]
+    if plan["device"] == "cuda":  # what the Makefile does for DEVICE=cuda, on the node
+        lines += ["export DEVICE=cuda",
+                  'export LD_LIBRARY_PATH="$(python3 models/cudalibs.py "$DRT_CACHE/cuda-libs")'
+                  ':%s/.venv/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"' % ROOT]
     return lines
 
 

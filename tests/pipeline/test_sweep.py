@@ -24,10 +24,12 @@ def test_the_plan_is_commands_a_user_could_type(data_h5, tmp_path):  # noqa: F81
     assert "seed=0" in first and "folds=3" in first and "fold=0" in first
     array = (tmp_path / "array.sbatch").read_text()
     assert "#SBATCH --array=0-11\n" in array and "#SBATCH --requeue" in array
-    assert "--gres" not in array and "DRT_CACHE" in array
+    assert "--gres" not in array and "DEVICE=cuda" not in array and "DRT_CACHE" in array
     cuda = make_plan(["4"], 0, [0], data_h5, None, tmp_path / "cuda", SWEEP_MINI, device="cuda",
                      limit=2)
     assert "#SBATCH --gres=gpu:1" in (tmp_path / "cuda" / "array.sbatch").read_text()
+    assert "export DEVICE=cuda" in (tmp_path / "cuda" / "array.sbatch").read_text()
+    assert "models/cudalibs.py" in (tmp_path / "cuda" / "array.sbatch").read_text()
     assert "#SBATCH --array=0-0%2" in (tmp_path / "cuda" / "array.sbatch").read_text()
     assert [t["name"] for t in cuda["tasks"]] == ["4-seed0"]
 

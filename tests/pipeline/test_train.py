@@ -122,11 +122,11 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(data_h5, reference_run, 
 def test_sigterm_checkpoints_mid_epoch_and_resumes_exactly(data_h5, reference_run, tmp_path,
                                                            monkeypatch):
     original, calls = dataset.Dataset.batch, [0]
-    term_at = batches_per_epoch(data_h5) + 2
+    term_at = batches_per_epoch(data_h5) + 4  # made in the background up to 3 ahead
 
     def batch(self, *args, **kwargs):
         calls[0] += 1
-        if calls[0] == term_at:  # epoch 2, second batch
+        if calls[0] == term_at:  # epoch 2, fourth batch: the step of the 2nd, 3rd or 4th
             os.kill(os.getpid(), signal.SIGTERM)
         return original(self, *args, **kwargs)
 
@@ -135,8 +135,9 @@ def test_sigterm_checkpoints_mid_epoch_and_resumes_exactly(data_h5, reference_ru
     assert train(config, data_h5, runs_root=str(tmp_path), progress=False) is None
     monkeypatch.undo()
     (run_dir,) = [p for p in tmp_path.iterdir() if p.name.startswith("4-2")]
+    train_batches = -(-len(dataset.Dataset(data_h5, "train")) // 8)
     with np.load(run_dir / "checkpoint.npz") as ck:
-        assert (int(ck["epoch"]), int(ck["it_in_epoch"])) == (1, 2)
+        assert int(ck["epoch"]) == 1 and 1 <= int(ck["it_in_epoch"]) <= 3 < train_batches
     assert_same_model(reference_run, train(config, data_h5, runs_root=str(tmp_path),
                                            progress=False))
 
