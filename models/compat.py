@@ -94,7 +94,10 @@ def gpu_init_error():
     """The last line of the exception of Theano's failed GPU start, or None."""
     for record in reversed(_GPU_LOG.records):
         if record.exc_info and record.exc_info[1] is not None:
-            return str(record.exc_info[1]).strip().splitlines()[-1]
+            line = str(record.exc_info[1]).strip().splitlines()[-1]
+            if line[:2] in ("b'", 'b"') and line[-1:] == line[1]:  # pygpu's bytes messages
+                line = line[2:-1]
+            return line
         if record.levelno >= logging.ERROR:
             return record.getMessage().splitlines()[0]
     return None

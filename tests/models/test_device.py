@@ -1,6 +1,7 @@
 """DEVICE=cuda on a machine without a usable GPU: one line naming the missing
 piece, never a silent CPU run; the CUDA library links; the Theano flags."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -134,3 +135,60 @@ def test_make_test_gpu_says_why_in_one_line_and_succeeds():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("test-gpu: skipped, no GPU usable: DEVICE=cuda:")
+
+
+FAKE_CUDA = """
+int cuInit(unsigned flags) { return CUINIT; }
+int cuDeviceGetCount(int *n) { *n = 1; return 0; }
+int cuDriverGetVersion(int *v) { *v = DRIVER; return 0; }
+"""
+FAKE_NVRTC = "int nvrtcVersion(int *major, int *minor) { *major = 13; *minor = 0; return 0; }\n"
+
+
+def fake_libraries(folder, cuinit=0, driver=13000, cublas=True):
+    """A fake driver (cuInit's result, its CUDA version), an NVRTC 13.0 and maybe cuBLAS,
+    built with gcc under the unversioned names libgpuarray loads."""
+    folder.mkdir()
+    sources = {"libcuda.so": FAKE_CUDA.replace("CUINIT", str(cuinit)).replace("DRIVER", str(driver)),
+               "libnvrtc.so": FAKE_NVRTC}
+    if cublas:
+        sources["libcublas.so"] = "int cublasGetProperty(int p, int *v) { *v = 1; return 0; }\n"
+    for name, code in sources.items():
+        (folder / (name + ".c")).write_text(code)
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(folder / name),
+                        str(folder / (name + ".c"))], check=True)
+    return folder
+
+
+DIAGNOSE = ("import sys, types; sys.modules['pygpu'] = types.ModuleType('pygpu'); "
+            "import models; from models.device import diagnose; print(diagnose())")
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="no gcc to build the fake CUDA libraries")
+@pytest.mark.parametrize("case, expected", [
+    (dict(cuinit=100), "the NVIDIA driver found no usable GPU (cuInit error 100"),
+    (dict(driver=12040), "NVRTC 13.0 is newer than the driver's CUDA 12.4"),
+    (dict(cublas=False), "libcublas.so not found"),
+    (dict(), "None")])
+def test_each_missing_piece_is_named(tmp_path, case, expected):
+    libs = fake_libraries(tmp_path / "libs", **case)
+    proc = subprocess.run([sys.executable, "-c", DIAGNOSE], cwd=str(ROOT), capture_output=True,
+                          text=True, env=dict(os.environ, DEVICE="cpu", LD_LIBRARY_PATH=str(libs)))
+    assert proc.stdout.strip().startswith(expected), proc.stdout + proc.stderr[-2000:]
+
+
+@no_gpu
+@pytest.mark.skipif(not shutil.which("gcc"), reason="no gcc to build the fake CUDA libraries")
+@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import pygpu"]).returncode != 0,
+                    reason="pygpu is not installed (make install DEVICE=cuda)")
+def test_a_driver_theano_cannot_start_is_one_line_with_theanos_reason(tmp_path):
+    """Every piece is there as far as the checks go, but libgpuarray cannot start the
+    fake driver: Theano's own reason, in one line, instead of a silent CPU run."""
+    libs = fake_libraries(tmp_path / "libs")
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "device"], cwd=str(ROOT),
+                          capture_output=True, text=True,
+                          env=dict(os.environ, DEVICE="cuda", LD_LIBRARY_PATH=str(libs)))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: DEVICE=cuda: Theano did not activate the GPU: ")
