@@ -13,6 +13,7 @@ wheels, found by ``models/cudalibs.py``):
               scikit-image, matplotlib: training and the tests import none of them)
   gpuarray/   Debian 12's pygpu, libgpuarray and its headers (0.7.6), unpacked
   dr-transfer/  the project's tracked files as they are in the work tree
+  bin/make    GNU make, used where the machine has none
   run         the one command: ``./dr-transfer-gpu/run test-gpu`` (or ``bench``,
               ``train SCENARIO=4 DATA=...``): the first call builds
               dr-transfer/.venv offline from the above, then every call runs
@@ -69,7 +70,8 @@ if [ ! -f "$project/.venv/.gpu-stamp" ]; then
   touch "$project/.venv/.installed-stamp" "$project/.venv/.gpu-stamp"
 fi
 cd "$project"
-exec make --no-print-directory DEVICE="${DEVICE:-cuda}" PYTHON_BASE="$here/python/bin/python3.11" "$@"
+make=$(command -v make || echo "$here/bin/make")  # GNU make travels along for nodes without one
+exec "$make" --no-print-directory DEVICE="${DEVICE:-cuda}" PYTHON_BASE="$here/python/bin/python3.11" "$@"
 """
 
 
@@ -164,6 +166,8 @@ def build(out_dir):
     print("bundle: Debian's pygpu/libgpuarray", flush=True)
     debs = unpack_debian(stage / "gpuarray", work)
     copy_project(stage / "dr-transfer")
+    (stage / "bin").mkdir()
+    shutil.copy2(shutil.which("make"), stage / "bin" / "make")
     (stage / "run").write_text(RUN)
     (stage / "run").chmod(0o755)
     manifest = {"made": time.strftime("%Y-%m-%d %H:%M:%S"), "python": sys.version.split()[0],
