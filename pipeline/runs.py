@@ -60,15 +60,23 @@ def code_version():
     return (commit or "unknown (not a git checkout)") + ("+changes" if dirty.strip() else "")
 
 
-def same_start(run_dir, config, data_sha1, weights_sha1):
-    """Whether ``run_dir`` was started with this config, data and weights."""
+def same_start(run_dir, config, data_sha1, weights_sha1, device=None):
+    """Whether ``run_dir`` was started with this config, data and weights (and, given
+    ``device``, on that device: a run is resumed only where it started, so that it
+    ends as an uninterrupted run there would)."""
     try:
         started = json.loads((run_dir / "config.json").read_text())
         env = json.loads((run_dir / "environment.json").read_text())
     except (OSError, ValueError):
         return False
     return (started == config and env.get("data_sha1") == data_sha1
-            and env.get("weights_sha1") == weights_sha1)
+            and env.get("weights_sha1") == weights_sha1
+            and (device is None or device_of(env) == device))
+
+
+def device_of(env):
+    """The device a run's environment record names (runs before DEVICE existed: cpu)."""
+    return env.get("device", {}).get("device", "cpu")
 
 
 def new_run_dir(runs_root, scenario):
@@ -113,7 +121,8 @@ def open_run(stack, config, runs_root, env, name=None):
             return _open_named(stack, config, runs_root / name, env)
         for candidate in candidates(runs_root, config["scenario"]):
             if (not (candidate / "DONE").exists()
-                    and same_start(candidate, config, env["data_sha1"], env.get("weights_sha1"))):
+                    and same_start(candidate, config, env["data_sha1"], env.get("weights_sha1"),
+                                   device_of(env))):
                 stack.enter_context(exclusive(str(candidate / ".lock"),
                                               "run %s (the same config, data and weights)"
                                               % candidate))
@@ -135,6 +144,10 @@ def _open_named(stack, config, run_dir, env):
     if not same_start(run_dir, config, env["data_sha1"], env.get("weights_sha1")):
         raise InputError("%s: started with another config, data or weights; remove it or "
                          "choose another name" % run_dir)
+    started = json.loads((run_dir / "environment.json").read_text())
+    if not (run_dir / "DONE").exists() and device_of(started) != device_of(env):
+        raise InputError("%s: started on DEVICE=%s; resume it there, or choose another name"
+                         % (run_dir, device_of(started)))
     stack.enter_context(exclusive(str(run_dir / ".lock"), "run %s" % run_dir))
     return run_dir, json.loads((run_dir / "environment.json").read_text())
 

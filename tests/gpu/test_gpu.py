@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from tests.pipeline.test_train import KILL_SCRIPT, MINI, assert_same_model, batches_per_epoch
+from tests.pipeline.test_train import (KILL_SCRIPT, MINI, assert_same_model, batches_per_epoch,
+                                      data_h5)  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.gpu
 
@@ -89,16 +90,6 @@ def test_the_compiled_train_graph_is_on_the_gpu(sgd_steps):
     assert "GpuPool" in ops and "GpuMaxPoolGrad" in ops, ops
     assert not ops & {"CorrMM", "CorrMM_gradInputs", "CorrMM_gradWeights"}, ops
     assert "CorrMM" in set(cpu["ops"].tolist())  # the check can fail
-
-
-@pytest.fixture(scope="module")
-def data_h5(tmp_path_factory):
-    from pipeline.preprocess import preprocess
-    from pipeline.synthetic import make_dataset
-    d = tmp_path_factory.mktemp("gpu_train_data")
-    make_dataset(str(d / "raw"), patients=24, width=300, height=200, seed=5)
-    preprocess(str(d / "raw"), str(d / "data.h5"), size=72, progress=False)
-    return str(d / "data.h5")
 
 
 def test_kill_then_resume_on_the_gpu_equals_an_uninterrupted_gpu_run(data_h5, tmp_path):

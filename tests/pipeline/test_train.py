@@ -21,6 +21,7 @@ from pipeline import dataset, runs
 from pipeline.preprocess import preprocess
 from pipeline.synthetic import make_dataset
 from pipeline.config import load_scenario
+from pipeline.errors import InputError
 from pipeline.features import fit_linear
 from pipeline.runs import open_run
 from pipeline.train import train
@@ -201,6 +202,17 @@ def test_resumes_only_the_run_started_with_the_same_config_data_and_weights(tmp_
         assert env["data_sha1"] in ("a" * 40, "b" * 40)
     (first / "DONE").write_text("done\n")
     assert open_run_now(config, tmp_path, FAKE_ENV) not in others | {first}  # finished: new
+
+
+def test_a_run_is_resumed_only_on_the_device_it_started_on(tmp_path):
+    config = load_scenario("4", MINI)
+    cpu = open_run_now(config, tmp_path, FAKE_ENV)  # an older record: no device, i.e. cpu
+    assert open_run_now(config, tmp_path, dict(FAKE_ENV, device={"device": "cpu"})) == cpu
+    gpu = open_run_now(config, tmp_path, dict(FAKE_ENV, device={"device": "cuda"}))
+    assert gpu != cpu
+    assert open_run_now(config, tmp_path, dict(FAKE_ENV, device={"device": "cuda"})) == gpu
+    with contextlib.ExitStack() as stack, pytest.raises(InputError, match="started on DEVICE=cpu"):
+        open_run(stack, config, tmp_path, dict(FAKE_ENV, device={"device": "cuda"}), cpu.name)
 
 
 def test_run_names_are_unique_within_one_second(tmp_path, monkeypatch):
