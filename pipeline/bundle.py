@@ -109,11 +109,22 @@ def copy_python(dest):
     shutil.copytree(stdlib, dest / "lib" / version, ignore=ignore, symlinks=True)
 
 
+def pinned(name):
+    """``name==version``: the pin of the project's requirements files, else the version
+    installed here (pytest's own dependencies)."""
+    for req in ("requirements.txt", "requirements-test.txt", "requirements-gpu.txt"):
+        for line in (ROOT / req).read_text().splitlines():
+            spec = line.split("#")[0].strip()
+            if "==" in spec and spec.split("==")[0].strip().lower() == name.lower():
+                return spec.replace(" ", "")
+    return "%s==%s" % (name, importlib.metadata.version(name))
+
+
 def build_wheels(dest):
-    """The installed version of each of ``WHEELS``, as wheels (built from sdists
-    such as Theano's where PyPI has no wheel), without dependencies."""
+    """Each of ``WHEELS`` at its pinned version, as wheels (built from sdists such as
+    Theano's where PyPI has no wheel), without dependencies."""
     dest.mkdir()
-    pins = ["%s==%s" % (name, importlib.metadata.version(name)) for name in WHEELS]
+    pins = [pinned(name) for name in WHEELS]
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest)]
                    + pins, check=True)
     return pins
