@@ -16,7 +16,7 @@ import os
 CPU_HEAVY_OPS = {"CorrMM", "CorrMM_gradInputs", "CorrMM_gradWeights", "AbstractConv2d",
                  "AbstractConv2d_gradInputs", "AbstractConv2d_gradWeights", "Pool",
                  "MaxPoolGrad", "AveragePoolGrad", "CaffeMaxPool", "CaffeMaxPoolGrad",
-                 "Dot22", "Dot22Scalar", "Gemm", "CGemv", "CGer", "LRN"}
+                 "Dot22", "Dot22Scalar", "Gemm", "CGemv", "CGer"}
 
 INSTALL_HINT = "make install DEVICE=cuda"
 

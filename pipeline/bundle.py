@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NAME = "dr-transfer-gpu"
 LIMIT_MIB = 60
 #: the distributions the GPU path imports (the venv's exact versions go in)
-WHEELS = ["setuptools", "numpy", "Theano", "Lasagne", "six", "h5py", "pillow", "tqdm",
+WHEELS = ["setuptools", "wheel", "numpy", "Theano", "Lasagne", "six", "h5py", "pillow", "tqdm",
           "protobuf", "Mako", "MarkupSafe", "pytest", "iniconfig", "pluggy", "packaging",
           "Pygments"]
 DEBIAN = ["python3-pygpu", "libgpuarray3", "libgpuarray-dev"]
