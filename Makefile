@@ -41,7 +41,7 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
                $(foreach s,$(SET),--set $(s))
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
-.PHONY: install test test-gpu test-bundle bundle bench profile weights forward classify clean-cache help \
+.PHONY: install test test-gpu test-bundle bundle device-check bench profile weights forward classify clean-cache help \
         download preprocess train evaluate report results cv reproduce demo sweep test-slurm
 
 help:
@@ -108,13 +108,19 @@ $(GPU_STAMP): $(STAMP) requirements-gpu.txt
 bundle: $(STAMP)
 	$(PY) -m pipeline.bundle --out build
 
+# DEVICE=cuda: the GPU is checked before anything else is made (preprocessing,
+# downloads): one line saying what is missing
+DEVICE_CHECK := $(if $(ON_GPU),device-check)
+device-check: | $(STAMP)
+	@$(PY) -m pipeline device >/dev/null
+
 # the GPU tests: DEVICE=cuda; without a usable GPU, one line saying why, exit 0
 test-gpu: $(STAMP)
 	@if reason=$$(DEVICE=cuda $(PY) -m pipeline device 2>&1 >/dev/null); then \
 	  DEVICE=cuda SHARED=$(SHARED) $(PY) -m pytest -q -m gpu tests/gpu; \
 	else echo "test-gpu: skipped, no GPU usable: $${reason#error: }"; fi
 
-bench: $(STAMP)
+bench: $(DEVICE_CHECK) $(STAMP)
 ifeq ($(TORCH)$(ON_GPU),1)
 	$(PY) -m pip install -q torch==2.13.0 "setuptools<82"
 endif
@@ -122,13 +128,13 @@ endif
 
 # Theano's per-op profile of scenario 4's training step (batch BENCH_BATCH); on the
 # GPU, CUDA_LAUNCH_BLOCKING=1 makes each op's time its own kernels'
-profile: $(STAMP)
+profile: $(DEVICE_CHECK) $(STAMP)
 	$(if $(ON_GPU),CUDA_LAUNCH_BLOCKING=1) $(PY) -m pipeline.bench --batch $(BENCH_BATCH) --profile
 
-forward: $(STAMP)
+forward: $(DEVICE_CHECK) $(STAMP)
 	$(PY) -m pipeline forward --weights $(WEIGHTS) --blob $(BLOB) --out $(OUT) --layers $(LAYERS)
 
-classify: $(STAMP)
+classify: $(DEVICE_CHECK) $(STAMP)
 	$(PY) -m pipeline classify --weights $(WEIGHTS) $(IMAGES)
 
 weights: $(WEIGHTS)
@@ -162,11 +168,11 @@ SEED_LIST   := $(subst $(comma), ,$(SEEDS))
 TRAIN_ARGS   = --scenario $(SCENARIO) --data $(DATASET) --weights $(WEIGHTS) --runs $(RUNS) \
                $(OVERRIDES)
 STATS_ARGS   = $(TTA_FLAG) --operating-point $(OPERATING_POINT)
-train: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+train: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(if $(SEEDS),for s in $(SEED_LIST); do $(PY) -m pipeline train $(TRAIN_ARGS) --set seed=$$s || exit $$?; done,$(PY) -m pipeline train $(TRAIN_ARGS))
 
 # RUN=runs/4-latest DATA=other_dir: external validation on every image of other_dir
-evaluate: $(DATASET) | $(STAMP)
+evaluate: $(DEVICE_CHECK) $(DATASET) | $(STAMP)
 	$(PY) -m pipeline evaluate --run $(RUN) --data $(DATASET) --reuse $(STATS_ARGS)
 
 report: $(DATASET) | $(STAMP)
@@ -176,10 +182,10 @@ report: $(DATASET) | $(STAMP)
 results: $(DATASET) | $(STAMP)
 	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET) --readme README.md
 
-cv: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+cv: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS)
 
-reproduce: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+reproduce: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline reproduce $(TRAIN_ARGS) --seeds "$(SEEDS)" $(STATS_ARGS)
 
 # ---- sweeps: SCENARIOS x FOLDS x SEEDS, here (make -jN sweep) or as a SLURM job array

@@ -15,3 +15,21 @@ def test_preprocess_of_a_directory_that_does_not_exist_is_an_error_not_a_downloa
     assert proc.returncode != 0
     assert "error: %s: no labels.csv or trainLabels.csv" % typo in proc.stderr
     assert "Kaggle" not in proc.stderr + proc.stdout and not typo.exists()
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / ".installed-stamp").exists(),
+                    reason="make install has not run (the target would install first)")
+def test_device_cuda_without_a_gpu_stops_before_preprocessing(tmp_path):
+    from tests.gpu.conftest import gpu_unusable
+    if not gpu_unusable():
+        pytest.skip("a GPU is usable here")
+    raw = tmp_path / "gpu-check-raw"
+    raw.mkdir()
+    (raw / "labels.csv").write_text("image,level\n")
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "train", "DEVICE=cuda",
+                           "DATA=%s" % raw], cwd=str(ROOT), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: DEVICE=cuda: "), proc.stderr
+    assert not (ROOT / "data" / "processed" / "gpu-check-raw.h5").exists()
