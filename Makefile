@@ -12,15 +12,20 @@ BENCH_BATCH ?= 16
 DEVICE      ?= cpu
 export DEVICE
 CACHE_DIR   := $(or $(DRT_CACHE),$(HOME)/.cache/dr-transfer)
-ON_GPU      := $(filter cuda%,$(DEVICE))
-GPU_STAMP   := $(VENV)/.gpu-stamp
-DEBIAN_GPU  := python3-pygpu libgpuarray3 libgpuarray-dev
+# (DEVICE=openclP:D: the same gpuarray path on OpenCL, e.g. POCL on a CPU, for tests)
+ON_GPU      := $(filter cuda% opencl%,$(DEVICE))
+GPU_STAMP   := $(VENV)/.gpu-stamp-$(if $(filter opencl%,$(DEVICE)),opencl,cuda)
+DEBIAN_GPU  := python3-pygpu libgpuarray3 libgpuarray-dev \
+               $(if $(filter opencl%,$(DEVICE)),pocl-opencl-icd ocl-icd-opencl-dev libclblast-dev)
 ifneq ($(ON_GPU),)
+# .venv/lib: libgpuarray itself when it came with `make bundle`
+GPU_LIBS    := $(abspath $(VENV))/lib
+ifneq ($(filter cuda%,$(DEVICE)),)
 # libgpuarray dlopens libcuda.so, libnvrtc.so, libcublas.so: links with those
 # names, made from what this machine has, first on the path before Python starts
-# (.venv/lib: libgpuarray itself when it came with `make bundle`)
-CUDA_LINKS  := $(shell $(PYTHON_BASE) models/cudalibs.py "$(CACHE_DIR)/cuda-libs")
-export LD_LIBRARY_PATH := $(CUDA_LINKS):$(abspath $(VENV))/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+GPU_LIBS    := $(shell $(PYTHON_BASE) models/cudalibs.py "$(CACHE_DIR)/cuda-libs"):$(GPU_LIBS)
+endif
+export LD_LIBRARY_PATH := $(GPU_LIBS)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 endif
 
 LAYERS      ?= loss3/classifier,prob
@@ -91,11 +96,12 @@ test-bundle: $(STAMP)
 # Debian 12's pygpu/libgpuarray 0.7.6 (what Theano 1.0.5 needs; PyPI has none),
 # installed when we may, then made importable from .venv (a link to its package)
 $(GPU_STAMP): $(STAMP) requirements-gpu.txt
-	@if ! $(PY) -c "import pygpu" 2>/dev/null && [ ! -d /usr/lib/python3/dist-packages/pygpu ]; then \
+	@if ! { $(PY) -c "import pygpu" 2>/dev/null || [ -d /usr/lib/python3/dist-packages/pygpu ]; } \
+	    || { [ -n "$(filter opencl%,$(DEVICE))" ] && ! ldconfig -p | grep -q 'libclblast\.so '; }; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing $(DEBIAN_GPU) (Debian)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_GPU); \
-	  else echo "warning: $(DEBIAN_GPU) missing and cannot apt-get them: DEVICE=cuda cannot run here"; fi; \
+	  else echo "warning: $(DEBIAN_GPU) missing and cannot apt-get them: DEVICE=$(DEVICE) cannot run here"; fi; \
 	fi
 	@if ! $(PY) -c "import pygpu" 2>/dev/null && [ -d /usr/lib/python3/dist-packages/pygpu ]; then \
 	  ln -sfn /usr/lib/python3/dist-packages/pygpu "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/pygpu"; fi
@@ -114,10 +120,14 @@ DEVICE_CHECK := $(if $(ON_GPU),device-check)
 device-check: | $(STAMP)
 	@$(PY) -m pipeline device >/dev/null
 
-# the GPU tests: DEVICE=cuda; without a usable GPU, one line saying why, exit 0
+# the GPU tests on DEVICE (cuda unless a GPU device is given; DEVICE=opencl0:0 runs
+# them on OpenCL, e.g. POCL on a CPU), with the C-op tests on the GPU kernels;
+# without a usable device, one line saying why, exit 0
+GPU_DEVICE  := $(or $(ON_GPU),cuda)
 test-gpu: $(STAMP)
-	@if reason=$$(DEVICE=cuda $(PY) -m pipeline device 2>&1 >/dev/null); then \
-	  DEVICE=cuda SHARED=$(SHARED) $(PY) -m pytest -q -m gpu tests/gpu; \
+	@if reason=$$(DEVICE=$(GPU_DEVICE) $(PY) -m pipeline device 2>&1 >/dev/null); then \
+	  DEVICE=$(GPU_DEVICE) SHARED=$(SHARED) $(PY) -m pytest -q tests/models/test_caffe_ops.py && \
+	  DEVICE=$(GPU_DEVICE) SHARED=$(SHARED) $(PY) -m pytest -q -m gpu tests/gpu; \
 	else echo "test-gpu: skipped, no GPU usable: $${reason#error: }"; fi
 
 bench: $(DEVICE_CHECK) $(STAMP)

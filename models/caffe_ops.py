@@ -21,6 +21,7 @@ from theano import Apply
 from theano.gof import OpenMPOp
 from theano.gradient import grad_not_implemented
 
+from .device import on_gpu
 from .layers import caffe_pooled_size
 
 SHAPES = """
@@ -200,3 +201,7 @@ class CaffeMaxPoolGrad(_CaffePoolOp):
     Py_DECREF(xc);
     Py_DECREF(gc);
 """) % names + "}"
+
+
+if on_gpu():  # their GPU kernels, and the optimizers that put them in GPU graphs
+    from . import caffe_ops_gpu  # noqa: F401,E402

@@ -45,6 +45,9 @@ def project_theano_flags(have_openblas=None, device="cpu"):
         flags += ["blas.ldflags="]
     if device != "cpu":
         flags += ["dnn.enabled=False", "gpuarray.preallocate=0"]
+    if device.startswith("opencl"):  # this op's kernel declares local memory in a loop,
+        # which OpenCL refuses: it stays on the host (a batch x classes array)
+        flags += ["optimizer_excluding=local_gpua_crossentropysoftmaxargmax1hotwithbias"]
     return ",".join(flags)
 
 
@@ -52,13 +55,20 @@ def set_theano_flags():
     if "theano" in sys.modules:
         return  # too late to change anything; whoever imported it chose
     from .device import DeviceError, asked
+    # A child process (a test, a bench step) inherits the THEANO_FLAGS set here; it
+    # must build its own for its own DEVICE from the user's part alone, unless it was
+    # given other flags.
     user = os.environ.get("THEANO_FLAGS", "")
+    if user and user == os.environ.get("DRT_THEANO_FLAGS"):
+        user = os.environ.get("DRT_USER_THEANO_FLAGS", "")
     try:
         device = asked()
     except DeviceError:
         device = "cpu"  # models.device.require() reports it
     ours = project_theano_flags(device=device)
     os.environ["THEANO_FLAGS"] = ours + ("," + user if user else "")
+    os.environ["DRT_THEANO_FLAGS"], os.environ["DRT_USER_THEANO_FLAGS"] = (
+        os.environ["THEANO_FLAGS"], user)
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 

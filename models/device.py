@@ -1,4 +1,5 @@
-"""The device every Theano function of the project runs on: ``DEVICE=cpu|cuda|cudaN``.
+"""The device every Theano function of the project runs on: ``DEVICE=cpu|cuda|cudaN``
+(or ``openclP:D``: the same gpuarray path on OpenCL, e.g. POCL on a CPU, for tests).
 
 ``DEVICE`` (environment; the Makefile exports its variable) is read by
 ``models.compat`` before Theano is imported: ``cuda`` gives Theano's
@@ -11,6 +12,7 @@ graph that still runs convolutions, pooling or BLAS on the CPU.
 """
 import ctypes
 import os
+import re
 
 #: CPU ops that must not be in a graph compiled for the GPU (the heavy ones)
 CPU_HEAVY_OPS = {"CorrMM", "CorrMM_gradInputs", "CorrMM_gradWeights", "AbstractConv2d",
@@ -26,15 +28,17 @@ class DeviceError(RuntimeError):
 
 
 def asked():
-    """``cpu``, ``cuda`` or ``cudaN`` from ``$DEVICE`` (default cpu)."""
+    """``cpu``, ``cuda``, ``cudaN`` or ``openclP:D`` from ``$DEVICE`` (default cpu)."""
     device = os.environ.get("DEVICE", "").strip() or "cpu"
-    if device not in ("cpu", "cuda") and not (device.startswith("cuda") and device[4:].isdigit()):
-        raise DeviceError("DEVICE=%s: expected cpu, cuda or cudaN" % device)
+    if not (device in ("cpu", "cuda") or re.fullmatch(r"cuda\d+|opencl\d+:\d+", device)):
+        raise DeviceError("DEVICE=%s: expected cpu, cuda, cudaN or openclP:D" % device)
     return device
 
 
 def on_gpu():
-    return asked().startswith("cuda")
+    """Whether Theano's gpuarray back end runs the functions (CUDA, or OpenCL: the
+    same graph and kernels, which lets a machine without a GPU test them on POCL)."""
+    return asked() != "cpu"
 
 
 def _load(name):
@@ -92,6 +96,19 @@ def diagnose():
     return None
 
 
+def diagnose_opencl():
+    """Why the OpenCL back end cannot work here, as one line; None if every piece is there."""
+    try:
+        import pygpu  # noqa: F401
+    except ImportError as e:
+        return ("pygpu is not importable (%s): run `make install DEVICE=%s`" % (e, asked()))
+    for lib, package in (("libOpenCL.so", "ocl-icd-opencl-dev"), ("libclblast.so", "libclblast-dev")):
+        if _load(lib) is None:
+            return "%s not found: run `make install DEVICE=%s` (Debian's %s)" % (lib, asked(),
+                                                                                  package)
+    return None
+
+
 def require():
     """Raise DeviceError unless the device asked for is the one Theano runs on."""
     device = asked()
@@ -101,7 +118,7 @@ def require():
     import theano.gpuarray
     if theano.gpuarray.pygpu_activated:
         return
-    problem = diagnose()
+    problem = diagnose_opencl() if device.startswith("opencl") else diagnose()
     if problem is None:
         from . import compat
         problem = "Theano did not activate the GPU: %s" % (compat.gpu_init_error()

@@ -57,7 +57,7 @@ class CaffePool2DLayer(Layer):
     Input N x C x H x W gives N x C x H' x W' with H' = ``caffe_pooled_size``.
     MAX (``models.caffe_ops.CaffeMaxPool``) ignores padded and overhanging
     cells and sends a window's gradient to its first maximal cell (on the
-    GPU: ``theano_max_pool``, the same values);
+    GPU too: ``models.caffe_ops_gpu``);
     AVE sums over zero-filled padding and divides by Caffe's clipped window.
     """
 
@@ -76,13 +76,11 @@ class CaffePool2DLayer(Layer):
         k, s, p = self.kernel_size, self.stride, self.pad
         in_h, in_w = self.input_shape[2:]
         out_h, out_w = self.output_shape[2:]
-        if self.pool == "MAX" and not on_gpu():
-            # the project's own C op: Caffe's windows, and its gradient to the first
-            # maximum of a window (Theano's own MaxPoolGrad gives it to every tie)
+        if self.pool == "MAX":
+            # the project's own op (C, and GPU kernels): Caffe's windows, and its gradient
+            # to the first maximum of a window (Theano's MaxPoolGrad gives it to every tie)
             from .caffe_ops import CaffeMaxPool
             return CaffeMaxPool(k, s, p)(input)
-        if self.pool == "MAX":
-            return theano_max_pool(input, k, s, p, (in_h, in_w), (out_h, out_w))
         # AVE: zero padding up to the bottom/right extent of the last window
         extra_h = max(0, (out_h - 1) * s + k - in_h - p)
         extra_w = max(0, (out_w - 1) * s + k - in_w - p)
@@ -90,31 +88,17 @@ class CaffePool2DLayer(Layer):
             padded = T.alloc(np.float32(0), input.shape[0], input.shape[1],
                              p + in_h + extra_h, p + in_w + extra_w)
             input = T.set_subtensor(padded[:, :, p:p + in_h, p:p + in_w], input)
+        div = np.outer(caffe_ave_divisors(in_h, k, s, p), caffe_ave_divisors(in_w, k, s, p))
+        if on_gpu():
+            # Theano 1.0.5's GPU gradient of mode="sum" is wrong (GpuAveragePoolGrad reads
+            # the output gradient of the first image and channel for every one); the
+            # mean over the full window, times k*k / Caffe's divisor, is the same pooling
+            mean = pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=True,
+                                mode="average_inc_pad")
+            return mean * T.constant((k * k / div).astype("float32")).dimshuffle("x", "x", 0, 1)
         summed = pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=True,
                               mode="sum")
-        div = np.outer(caffe_ave_divisors(in_h, k, s, p), caffe_ave_divisors(in_w, k, s, p))
         return summed / T.constant(div.astype("float32")).dimshuffle("x", "x", 0, 1)
-
-
-def theano_max_pool(input, k, s, p, in_hw, out_hw):
-    """Caffe's MAX pooling (ceil sizes, padding never wins) from Theano's own pool op,
-    which Theano moves to the GPU (GpuPool, GpuMaxPoolGrad): the GPU path, where
-    the project's C op has no kernel. The values are Caffe's; the gradient differs
-    from Caffe's only where a window holds tied maxima (Theano gives it to each).
-    """
-    if p == 0:  # Theano's partial border windows (ignore_border=False) are Caffe's ceil
-        return pool.pool_2d(input, ws=(k, k), stride=(s, s), ignore_border=False, mode="max")
-    floor_hw = tuple((n + 2 * p - k) // s + 1 for n in in_hw)
-    if floor_hw == tuple(out_hw):  # Theano clips windows to the image, as Caffe
-        return pool.pool_2d(input, ws=(k, k), stride=(s, s), pad=(p, p), ignore_border=True,
-                            mode="max")
-    (in_h, in_w), (out_h, out_w) = in_hw, out_hw
-    extra_h = max(0, (out_h - 1) * s + k - in_h - p)
-    extra_w = max(0, (out_w - 1) * s + k - in_w - p)
-    padded = T.alloc(np.float32(-np.inf), input.shape[0], input.shape[1],
-                     p + in_h + extra_h, p + in_w + extra_w)
-    padded = T.set_subtensor(padded[:, :, p:p + in_h, p:p + in_w], input)
-    return pool.pool_2d(padded, ws=(k, k), stride=(s, s), ignore_border=True, mode="max")
 
 
 class CaffeLRNLayer(lasagne.layers.LocalResponseNormalization2DLayer):

@@ -55,7 +55,7 @@ set -e
 here=$(cd "$(dirname "$0")" && pwd)
 project="$here/dr-transfer"
 export LD_LIBRARY_PATH="$here/python/lib:$project/.venv/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if [ ! -f "$project/.venv/.gpu-stamp" ]; then
+if [ ! -f "$project/.venv/.gpu-stamp-cuda" ]; then
   echo "run: building $project/.venv from the bundle (offline)"
   rm -rf "$project/.venv"
   "$here/python/bin/python3.11" -m venv "$project/.venv"
@@ -67,7 +67,7 @@ if [ ! -f "$project/.venv/.gpu-stamp" ]; then
   cp -r "$here/gpuarray/include/gpuarray" "$project/.venv/include/gpuarray"
   "$project/.venv/bin/python" -m pip install -q --no-index --no-deps --no-build-isolation -e "$project"
   (cd "$project" && .venv/bin/python -c "import models, pygpu, theano; print('run: pygpu', pygpu.__version__, 'theano', theano.__version__)")
-  touch "$project/.venv/.installed-stamp" "$project/.venv/.gpu-stamp"
+  touch "$project/.venv/.installed-stamp" "$project/.venv/.gpu-stamp-cuda"
 fi
 cd "$project"
 make=$(command -v make || echo "$here/bin/make")  # GNU make travels along for nodes without one

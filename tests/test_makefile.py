@@ -21,7 +21,7 @@ def test_preprocess_of_a_directory_that_does_not_exist_is_an_error_not_a_downloa
                     reason="make install has not run (the target would install first)")
 def test_device_cuda_without_a_gpu_stops_before_preprocessing(tmp_path):
     from tests.gpu.conftest import gpu_unusable
-    if not gpu_unusable():
+    if not gpu_unusable("cuda"):
         pytest.skip("a GPU is usable here")
     raw = tmp_path / "gpu-check-raw"
     raw.mkdir()

@@ -1,6 +1,8 @@
 """The GPU tests run their computations in subprocesses with ``DEVICE`` set, so
-this process may be on any device. Without a usable GPU every test here is
-skipped with the one-line reason ``python -m pipeline device`` gives."""
+this process may be on any device. The device under test is ``$DEVICE`` when it
+is a GPU one (``cuda``, ``cudaN``, ``openclP:D``), else ``cuda``. Without it
+every test here is skipped with the one-line reason ``python -m pipeline
+device`` gives."""
 import functools
 import os
 import subprocess
@@ -11,11 +13,22 @@ import pytest
 from tests.conftest import ROOT
 
 
+DEVICE = os.environ.get("DEVICE", "cpu") if os.environ.get("DEVICE", "cpu") != "cpu" else "cuda"
+
+
+def child_env(device):
+    """The environment of a process on ``device``. Theano marks a process that started a
+    GPU (THEANO_GPU_IS_ALREADY_ACTIVE) and refuses it in children: this one may have."""
+    env = dict(os.environ, DEVICE=device)
+    env.pop("THEANO_GPU_IS_ALREADY_ACTIVE", None)
+    return env
+
+
 @functools.lru_cache(maxsize=None)
-def gpu_unusable():
-    """None when DEVICE=cuda works here, else the one-line reason."""
+def gpu_unusable(device=DEVICE):
+    """None when ``device`` works here, else the one-line reason."""
     proc = subprocess.run([sys.executable, "-m", "pipeline", "device"], cwd=str(ROOT),
-                          env=dict(os.environ, DEVICE="cuda"), capture_output=True, text=True)
+                          env=child_env(device), capture_output=True, text=True)
     if proc.returncode == 0:
         return None
     lines = proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode]

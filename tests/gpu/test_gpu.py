@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.gpu.conftest import DEVICE, child_env
 from tests.pipeline.test_train import (KILL_SCRIPT, MINI, assert_same_model, batches_per_epoch,
                                       data_h5)  # noqa: F401  (a fixture)
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.gpu
 
 def run(device, args, check=True):
     proc = subprocess.run([sys.executable] + args, cwd=str(ROOT), capture_output=True, text=True,
-                          env=dict(os.environ, DEVICE=device))
+                          env=child_env(device))
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -40,12 +41,12 @@ def test_forward_on_the_gpu_equals_the_cpu(random_googlenets, version, tmp_path)
     np.save(blob, np.random.RandomState(version).normal(0, 50, (4, 3, 224, 224))
             .astype(np.float32))
     out = {}
-    for device in ("cpu", "cuda"):
+    for device in ("cpu", DEVICE):
         out[device] = tmp_path / ("%s.npz" % device)
         run(device, ["-m", "pipeline", "forward", "--weights", str(caffemodel), "--blob",
                      str(blob), "--out", str(out[device]),
                      "--layers", "loss3/classifier,prob,inception_4a/output"])
-    with np.load(out["cpu"]) as cpu, np.load(out["cuda"]) as gpu:
+    with np.load(out["cpu"]) as cpu, np.load(out[DEVICE]) as gpu:
         assert relative_error(gpu["loss3/classifier"], cpu["loss3/classifier"]) <= 1e-4
         assert np.abs(gpu["prob"] - cpu["prob"]).max() <= 1e-5
         assert relative_error(gpu["inception_4a/output"], cpu["inception_4a/output"]) <= 1e-4
@@ -53,27 +54,44 @@ def test_forward_on_the_gpu_equals_the_cpu(random_googlenets, version, tmp_path)
 
 @pytest.fixture(scope="module")
 def sgd_steps(random_googlenets, tmp_path_factory):
+    """(CPU, CPU with its input moved by float32 rounding, GPU) after five steps."""
     _, files = random_googlenets
     caffemodel, _ = files[1]
     d = tmp_path_factory.mktemp("sgd_steps")
+    runs = {"cpu": ("cpu", []), "cpu_moved": ("cpu", ["3e-7"]), "gpu": (DEVICE, [])}
+    for key, (device, extra) in runs.items():
+        run(device, ["-m", "tests.gpu.sgd_steps", str(caffemodel), str(d / (key + ".npz"))]
+            + extra)
     out = {}
-    for device in ("cpu", "cuda"):
-        out[device] = d / ("%s.npz" % device)
-        run(device, ["-m", "tests.gpu.sgd_steps", str(caffemodel), str(out[device])])
-    with np.load(out["cpu"]) as cpu, np.load(out["cuda"]) as gpu:
-        return dict(cpu), dict(gpu)
+    for key in runs:
+        with np.load(d / (key + ".npz")) as f:
+            out[key] = dict(f)
+    return out["cpu"], out["gpu"], out["cpu_moved"]
+
+
+def relative_l2(a, b):
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
 def test_five_sgd_steps_on_the_gpu_equal_the_cpu(sgd_steps):
-    cpu, gpu = sgd_steps
+    """The weights within 1e-4 relative; and each layer's update (after - before) no
+    further from the CPU's than the CPU's own moves when its input changes by float32
+    rounding (3e-7): a max pool's near-tied maxima flip with such changes, on any
+    device, so that is the precision a second implementation can have."""
+    cpu, gpu, moved = sgd_steps
     np.testing.assert_allclose(gpu["losses"], cpu["losses"], rtol=1e-4)
     for key in cpu:
-        if key.startswith("after/"):
-            assert relative_error(gpu[key], cpu[key]) <= 1e-4, key
+        if not key.startswith("after/"):
+            continue
+        assert relative_error(gpu[key], cpu[key]) <= 1e-4, key
+        before = "before/" + key[len("after/"):]
+        step_cpu, step_gpu = cpu[key] - cpu[before], gpu[key] - gpu[before]
+        own = relative_l2(moved[key] - moved[before], step_cpu)
+        assert relative_l2(step_gpu, step_cpu) <= max(1e-4, 3 * own), (key, own)
 
 
 def test_frozen_conv1_conv2_stay_bit_identical_on_the_gpu(sgd_steps):
-    _, gpu = sgd_steps
+    _, gpu, _ = sgd_steps
     frozen = [k[len("after/"):] for k in gpu if k.startswith("after/conv1/")
               or k.startswith("after/conv2/")]
     assert len(frozen) == 6, frozen
@@ -84,10 +102,11 @@ def test_frozen_conv1_conv2_stay_bit_identical_on_the_gpu(sgd_steps):
 
 
 def test_the_compiled_train_graph_is_on_the_gpu(sgd_steps):
-    cpu, gpu = sgd_steps
+    cpu, gpu, _ = sgd_steps
     ops = set(gpu["ops"].tolist())
     assert {"GpuCorrMM", "GpuCorrMM_gradInputs", "GpuCorrMM_gradWeights"} <= ops, ops
-    assert "GpuPool" in ops and "GpuMaxPoolGrad" in ops, ops
+    assert {"GpuCaffeMaxPool", "GpuCaffeMaxPoolGrad"} <= ops, ops  # Caffe's tie rule
+    assert not ops & {"CaffeMaxPool", "CaffeMaxPoolGrad", "GpuMaxPoolGrad"}, ops
     assert not ops & {"CorrMM", "CorrMM_gradInputs", "CorrMM_gradWeights"}, ops
     assert "CorrMM" in set(cpu["ops"].tolist())  # the check can fail
 
@@ -95,15 +114,15 @@ def test_the_compiled_train_graph_is_on_the_gpu(sgd_steps):
 def test_kill_then_resume_on_the_gpu_equals_an_uninterrupted_gpu_run(data_h5, tmp_path):
     args = ["train", "--scenario", "4", "--data", data_h5]
     args += [a for item in MINI for a in ("--set", item)]
-    reference = run("cuda", ["-m", "pipeline"] + args + ["--runs", str(tmp_path / "ref")])
+    reference = run(DEVICE, ["-m", "pipeline"] + args + ["--runs", str(tmp_path / "ref")])
     reference_dir = reference.stdout.strip().splitlines()[-1]
     kill_at = 2 * batches_per_epoch(data_h5) + 2
-    killed = run("cuda", ["-c", KILL_SCRIPT, str(kill_at)] + args
+    killed = run(DEVICE, ["-c", KILL_SCRIPT, str(kill_at)] + args
                  + ["--runs", str(tmp_path / "killed")], check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    resumed = run("cuda", ["-m", "pipeline"] + args + ["--runs", str(tmp_path / "killed")])
+    resumed = run(DEVICE, ["-m", "pipeline"] + args + ["--runs", str(tmp_path / "killed")])
     assert "resuming" in resumed.stdout
     resumed_dir = resumed.stdout.strip().splitlines()[-1]
     with open(os.path.join(resumed_dir, "environment.json")) as f:
-        assert '"device": "cuda' in f.read()
+        assert '"device": "%s"' % DEVICE in f.read()
     assert_same_model(reference_dir, resumed_dir)

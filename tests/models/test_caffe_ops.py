@@ -7,6 +7,7 @@ import theano.tensor as T
 from theano.tensor.signal import pool
 
 from models.caffe_ops import CaffeMaxPool, CaffeMaxPoolGrad
+from models.device import on_gpu
 
 CASES = [  # (height, width, kernel, stride, pad)
     (7, 7, 3, 2, 0), (8, 8, 3, 2, 0), (14, 13, 3, 2, 0), (5, 6, 3, 2, 1), (6, 6, 3, 1, 1),
@@ -72,6 +73,7 @@ def test_values_and_gradients_equal_caffe(H, W, k, s, p):
         np.testing.assert_array_equal(gx, caffe_max_pool_backward(x, mask, gz))
 
 
+@pytest.mark.skipif(on_gpu(), reason="the Python fallback is the CPU op's")
 @pytest.mark.parametrize("H, W, k, s, p", CASES[:5])
 def test_python_fallback_equals_the_c_code(H, W, k, s, p):
     rng = np.random.RandomState(1)
@@ -114,19 +116,11 @@ def test_rejects_other_inputs():
         CaffeMaxPoolGrad(3, 2)(T.tensor4(), T.matrix())
 
 
-@pytest.mark.parametrize("H, W, k, s, p", CASES)
-def test_the_gpu_paths_theano_pooling_gives_caffes_values(H, W, k, s, p):
-    """``theano_max_pool`` (what DEVICE=cuda runs, as GpuPool) against Caffe's loops:
-    the same values, and without ties the same gradient."""
-    from models.layers import caffe_pooled_size, theano_max_pool
-    rng = np.random.RandomState(H * 100 + W)
-    x = rng.normal(size=(2, 3, H, W)).astype(np.float32)  # continuous: no ties
-    top, mask = caffe_max_pool(x, k, s, p)
-    out_hw = tuple(caffe_pooled_size(n, k, s, p) for n in (H, W))
-    inp = T.tensor4()
-    out = theano_max_pool(inp, k, s, p, (H, W), out_hw)
-    top_diff = rng.normal(size=top.shape).astype(np.float32)
-    grad = T.grad(T.sum(out * top_diff), inp)
-    got, got_grad = theano.function([inp], [out, grad])(x)
-    np.testing.assert_array_equal(got, top)
-    np.testing.assert_allclose(got_grad, caffe_max_pool_backward(x, mask, top_diff), atol=1e-6)
+@pytest.mark.skipif(not on_gpu(), reason="DEVICE=cpu: the C ops run (make test-gpu runs this "
+                                          "file with the GPU kernels)")
+def test_on_the_gpu_the_graph_runs_the_gpu_kernels():
+    """With DEVICE=cuda (or opencl) every test above ran GpuCaffeMaxPool /
+    GpuCaffeMaxPoolGrad; this checks that they, not the C ops, were in the graph."""
+    names = {type(node.op).__name__ for node in compiled(3, 2, 0).maker.fgraph.apply_nodes}
+    assert {"GpuCaffeMaxPool", "GpuCaffeMaxPoolGrad"} <= names, names
+    assert not names & {"CaffeMaxPool", "CaffeMaxPoolGrad"}, names

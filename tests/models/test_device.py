@@ -14,7 +14,7 @@ from models import compat, cudalibs, device
 from tests.conftest import ROOT
 from tests.gpu.conftest import gpu_unusable
 
-no_gpu = pytest.mark.skipif(not gpu_unusable(), reason="a GPU is usable here")
+no_gpu = pytest.mark.skipif(not gpu_unusable("cuda"), reason="a GPU is usable here")
 
 
 def test_cuda_flags_turn_cudnn_off_and_keep_the_compile_cache():
@@ -24,17 +24,17 @@ def test_cuda_flags_turn_cudnn_off_and_keep_the_compile_cache():
     assert "device=cpu" in compat.project_theano_flags(have_openblas=True).split(",")
 
 
-@pytest.mark.parametrize("value, expected", [("", "cpu"), ("cpu", "cpu"), ("cuda", "cuda"),
+@pytest.mark.parametrize("value, expected", [("", "cpu"), ("cpu", "cpu"), ("cuda", "cuda"), ("opencl0:0", "opencl0:0"),
                                              ("cuda1", "cuda1")])
 def test_device_values(monkeypatch, value, expected):
     monkeypatch.setenv("DEVICE", value)
     assert device.asked() == expected
 
 
-@pytest.mark.parametrize("value", ["gpu", "cuda:0", "opencl0", "cudax"])
+@pytest.mark.parametrize("value", ["gpu", "cuda:0", "opencl0", "cudax", "opencl:1"])
 def test_other_device_values_are_an_error(monkeypatch, value):
     monkeypatch.setenv("DEVICE", value)
-    with pytest.raises(device.DeviceError, match="DEVICE=%s: expected cpu, cuda or cudaN" % value):
+    with pytest.raises(device.DeviceError, match="DEVICE=%s: expected cpu, cuda, cudaN or openclP:D" % value):
         device.asked()
 
 
@@ -192,3 +192,17 @@ def test_a_driver_theano_cannot_start_is_one_line_with_theanos_reason(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: DEVICE=cuda: Theano did not activate the GPU: ")
+
+
+def test_a_child_process_builds_its_flags_for_its_own_device():
+    """This process's THEANO_FLAGS (set by compat) must not carry its device into a
+    child started with another DEVICE; flags the child is given itself still win."""
+    probe = "import models, theano; print(theano.config.device, theano.config.floatX)"
+    env = dict(os.environ, DEVICE="cuda")  # as a GPU test process would pass on
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=str(ROOT), capture_output=True,
+                          text=True, env=dict(env, DEVICE="cpu"))
+    assert proc.stdout.split() == ["cpu", "float32"], proc.stderr
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=str(ROOT), capture_output=True,
+                          text=True, env=dict(env, DEVICE="cpu", THEANO_FLAGS="floatX=float64"))
+    assert proc.stdout.split() == ["cpu", "float64"], proc.stderr
+    assert os.environ["DRT_THEANO_FLAGS"] == os.environ["THEANO_FLAGS"]
