@@ -7,8 +7,10 @@ question than the solver's arithmetic); everything else is scenario 4: the
 weights of WEIGHTS, new heads, conv1/conv2 frozen, lr/decay multipliers,
 momentum, weight decay.
 
-OUT.npz: every parameter before (``before/NAME``) and after (``after/NAME``),
-the five losses, and the op classes of the compiled step (``ops``).
+OUT.npz: every parameter before (``before/NAME``) and after (``after/NAME``), the
+first step's update of each trained one (``first/NAME``: its momentum history
+then, free of the rounding that ``after - before`` suffers), the five losses,
+and the op classes of the compiled step (``ops``).
 """
 import sys
 
@@ -27,7 +29,7 @@ def main(weights, out, perturb=0.0, steps=5, batch=8):
     for layer in net.values():
         if isinstance(layer, lasagne.layers.DropoutLayer):
             layer.p = 0.0
-    step, rate, _, _ = compile_training(net, heads, config)
+    step, rate, histories, _ = compile_training(net, heads, config)
     params = lasagne.layers.get_all_params(list(net.values()))
     names = ["%s/%d" % (p.name, i) for i, p in enumerate(params)]
     rng, noise = np.random.RandomState(7), np.random.RandomState(99)
@@ -39,6 +41,9 @@ def main(weights, out, perturb=0.0, steps=5, batch=8):
         y = rng.randint(0, 2, batch).astype(np.int32)
         rate.set_value(np.float32(learning_rate(config["solver"], it)))
         losses.append(step(x, y, np.ones(batch, np.float32))[0])
+        if it == 0:  # the first update alone: the gradient of one batch, scaled
+            saved.update({"first/" + n: histories[p].get_value() for n, p in zip(names, params)
+                          if p in histories})
     saved.update({"after/" + n: p.get_value() for n, p in zip(names, params)})
     ops = sorted({type(node.op).__name__ for node in step.maker.fgraph.apply_nodes})
     np.savez(out, losses=np.array(losses), ops=np.array(ops), **saved)

@@ -73,21 +73,30 @@ def relative_l2(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
+#: layers whose gradient passes no max pool backwards (the heads, and above pool5's
+#: average): it is continuous in the data, so it must agree to float32 precision
+SMOOTH = ("loss1/", "loss2/", "loss3/", "inception_5b/")
+
+
 def test_five_sgd_steps_on_the_gpu_equal_the_cpu(sgd_steps):
-    """The weights within 1e-4 relative; and each layer's update (after - before) no
+    """Five steps: the losses and weights within 1e-4 relative. The first step's
+    update: within 1e-5 where the gradient is continuous; below a max pool, no
     further from the CPU's than the CPU's own moves when its input changes by float32
-    rounding (3e-7): a max pool's near-tied maxima flip with such changes, on any
-    device, so that is the precision a second implementation can have."""
+    rounding (3e-7), since a near-tied maximum flips with such a change on any
+    device and sends that window's gradient elsewhere."""
     cpu, gpu, moved = sgd_steps
     np.testing.assert_allclose(gpu["losses"], cpu["losses"], rtol=1e-4)
     for key in cpu:
-        if not key.startswith("after/"):
-            continue
-        assert relative_error(gpu[key], cpu[key]) <= 1e-4, key
-        before = "before/" + key[len("after/"):]
-        step_cpu, step_gpu = cpu[key] - cpu[before], gpu[key] - gpu[before]
-        own = relative_l2(moved[key] - moved[before], step_cpu)
-        assert relative_l2(step_gpu, step_cpu) <= max(1e-4, 3 * own), (key, own)
+        if key.startswith("after/"):
+            assert relative_error(gpu[key], cpu[key]) <= 1e-4, key
+    first = [k for k in cpu if k.startswith("first/")]
+    smooth = [k for k in first if k[len("first/"):].startswith(SMOOTH)]
+    assert len(smooth) > 10, smooth
+    for key in smooth:
+        assert relative_l2(gpu[key], cpu[key]) <= 1e-5, key
+    own = max(relative_l2(moved[k], cpu[k]) for k in first)
+    worst = max((relative_l2(gpu[k], cpu[k]), k) for k in first)
+    assert worst[0] <= max(1e-4, 5 * own), (worst, own)  # one sample of "own": a margin
 
 
 def test_frozen_conv1_conv2_stay_bit_identical_on_the_gpu(sgd_steps):
