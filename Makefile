@@ -121,12 +121,12 @@ device-check: | $(STAMP)
 	@$(PY) -m pipeline device >/dev/null
 
 # the GPU tests on DEVICE (cuda unless a GPU device is given; DEVICE=opencl0:0 runs
-# them on OpenCL, e.g. POCL on a CPU), with the C-op tests on the GPU kernels;
+# them on OpenCL, e.g. POCL on a CPU), with the pooling tests on the GPU kernels;
 # without a usable device, one line saying why, exit 0
 GPU_DEVICE  := $(or $(ON_GPU),cuda)
 test-gpu: $(STAMP)
 	@if reason=$$(DEVICE=$(GPU_DEVICE) $(PY) -m pipeline device 2>&1 >/dev/null); then \
-	  DEVICE=$(GPU_DEVICE) SHARED=$(SHARED) $(PY) -m pytest -q tests/models/test_caffe_ops.py && \
+	  DEVICE=$(GPU_DEVICE) SHARED=$(SHARED) $(PY) -m pytest -q tests/models/test_caffe_ops.py tests/models/test_layers.py && \
 	  DEVICE=$(GPU_DEVICE) SHARED=$(SHARED) $(PY) -m pytest -q -m gpu tests/gpu; \
 	else echo "test-gpu: skipped, no GPU usable: $${reason#error: }"; fi
 

@@ -13,7 +13,8 @@ cell's gradient goes to that first maximal cell only (Theano's own
 tie).
 
 Both parallelise over the N x C planes with OpenMP (one plane per thread, so
-the gradient's scatter-add never races) and have their own cache versions.
+the gradient's scatter-add never races) and have their own cache versions. In a
+graph compiled for the GPU they become ``models.caffe_ops_gpu``'s kernels.
 """
 import numpy as np
 import theano.tensor as T

@@ -74,13 +74,13 @@ class CaffePool2DLayer(Layer):
 
     def get_output_for(self, input, **kwargs):
         k, s, p = self.kernel_size, self.stride, self.pad
-        in_h, in_w = self.input_shape[2:]
-        out_h, out_w = self.output_shape[2:]
         if self.pool == "MAX":
             # the project's own op (C, and GPU kernels): Caffe's windows, and its gradient
             # to the first maximum of a window (Theano's MaxPoolGrad gives it to every tie)
             from .caffe_ops import CaffeMaxPool
             return CaffeMaxPool(k, s, p)(input)
+        in_h, in_w = self.input_shape[2:]
+        out_h, out_w = self.output_shape[2:]
         # AVE: zero padding up to the bottom/right extent of the last window
         extra_h = max(0, (out_h - 1) * s + k - in_h - p)
         extra_w = max(0, (out_w - 1) * s + k - in_w - p)

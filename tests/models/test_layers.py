@@ -79,6 +79,34 @@ def test_pooling_ceil_mode_and_windows(h, w, k, s, p, mode):
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
 
 
+def caffe_ave_backward(x_shape, gz, k, s, p):
+    """Caffe's AVE Backward_cpu: each output's gradient over its clipped window,
+    divided by the window's size counted up to H + pad."""
+    h, w = x_shape[2:]
+    gx = np.zeros(x_shape, np.float64)
+    for i, j in np.ndindex(*gz.shape[2:]):
+        hs, ws = i * s - p, j * s - p
+        he, we = min(hs + k, h + p), min(ws + k, w + p)
+        size = (he - hs) * (we - ws)
+        hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+        gx[:, :, hs:he, ws:we] += gz[:, :, i:i + 1, j:j + 1] / size
+    return gx
+
+
+@pytest.mark.parametrize("h,w,k,s,p", [(7, 7, 7, 1, 0), (14, 14, 5, 3, 0), (7, 8, 3, 2, 1),
+                                       (6, 7, 3, 1, 1)])
+def test_average_pooling_gradient(h, w, k, s, p):
+    """Caffe's AVE backward, per image and channel (on the GPU this catches Theano
+    1.0.5's GpuAveragePoolGrad in sum mode, which gives all of them the first's)."""
+    layer = CaffePool2DLayer(InputLayer((None, 3, h, w)), k, s, p, "AVE")
+    x = RNG.normal(size=(2, 3, h, w)).astype(np.float32)
+    gz = RNG.normal(size=(2, 3) + layer.output_shape[2:]).astype(np.float32)
+    inp = T.tensor4()
+    grad = T.grad(T.sum(get_output(layer, inp) * gz), inp)
+    np.testing.assert_allclose(theano.function([inp], grad)(x),
+                               caffe_ave_backward(x.shape, gz, k, s, p), rtol=1e-5, atol=1e-6)
+
+
 def test_googlenet_pool_sizes_are_ceil():
     # floor would give 55/27/13/6
     assert [caffe_pooled_size(n, 3, 2, 0) for n in (112, 56, 28, 14)] == [56, 28, 14, 7]
