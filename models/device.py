@@ -20,9 +20,6 @@ CPU_HEAVY_OPS = {"CorrMM", "CorrMM_gradInputs", "CorrMM_gradWeights", "AbstractC
                  "MaxPoolGrad", "AveragePoolGrad", "CaffeMaxPool", "CaffeMaxPoolGrad",
                  "Dot22", "Dot22Scalar", "Gemm", "CGemv", "CGer"}
 
-INSTALL_HINT = "make install DEVICE=cuda"
-
-
 class DeviceError(RuntimeError):
     """The device asked for cannot be used; the message is one line."""
 
@@ -53,16 +50,24 @@ def _version_pair(value):
 
 
 def diagnose():
-    """Why the CUDA back end cannot work here, as one line; None if every piece is there.
+    """Why the gpuarray back end cannot work here, as one line; None if every piece is there.
 
-    Checks, in order: pygpu, the driver's libcuda (and its unversioned link),
-    a GPU, NVRTC (not newer than the driver), cuBLAS.
+    Checks, in order: pygpu; for CUDA the driver's libcuda (and its unversioned
+    link), a GPU, NVRTC (not newer than the driver), cuBLAS; for OpenCL its
+    loader and CLBlast.
     """
+    install = "make install DEVICE=%s" % (asked() if on_gpu() else "cuda")
     try:
         import pygpu  # noqa: F401
     except ImportError as e:
-        return ("pygpu is not importable (%s): run `%s` (Debian's python3-pygpu 0.7.6)"
-                % (e, INSTALL_HINT))
+        return "pygpu is not importable (%s): run `%s` (Debian's python3-pygpu 0.7.6)" % (
+            e, install)
+    if asked().startswith("opencl"):
+        for lib, package in (("libOpenCL.so", "ocl-icd-opencl-dev"),
+                             ("libclblast.so", "libclblast-dev")):
+            if _load(lib) is None:
+                return "%s not found: run `%s` (Debian's %s)" % (lib, install, package)
+        return None
     cuda = _load("libcuda.so")
     if cuda is None:
         if _load("libcuda.so.1") is not None:
@@ -96,19 +101,6 @@ def diagnose():
     return None
 
 
-def diagnose_opencl():
-    """Why the OpenCL back end cannot work here, as one line; None if every piece is there."""
-    try:
-        import pygpu  # noqa: F401
-    except ImportError as e:
-        return ("pygpu is not importable (%s): run `make install DEVICE=%s`" % (e, asked()))
-    for lib, package in (("libOpenCL.so", "ocl-icd-opencl-dev"), ("libclblast.so", "libclblast-dev")):
-        if _load(lib) is None:
-            return "%s not found: run `make install DEVICE=%s` (Debian's %s)" % (lib, asked(),
-                                                                                  package)
-    return None
-
-
 def require():
     """Raise DeviceError unless the device asked for is the one Theano runs on."""
     device = asked()
@@ -118,7 +110,7 @@ def require():
     import theano.gpuarray
     if theano.gpuarray.pygpu_activated:
         return
-    problem = diagnose_opencl() if device.startswith("opencl") else diagnose()
+    problem = diagnose()
     if problem is None:
         from . import compat
         problem = "Theano did not activate the GPU: %s" % (compat.gpu_init_error()
