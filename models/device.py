@@ -4,8 +4,9 @@
 ``DEVICE`` (environment; the Makefile exports its variable) is read by
 ``models.compat`` before Theano is imported: ``cuda`` gives Theano's
 ``gpuarray`` back end with cuDNN off (Theano 1.0.5 cannot use cuDNN >= 8), so
-convolutions are GpuCorrMM and pooling GpuPool. Theano falls back to the CPU
-silently when the GPU cannot be initialised; here it never does:
+convolutions are GpuCorrMM, max pooling ``models.caffe_ops_gpu``'s kernels.
+Theano falls back to the CPU silently when the GPU cannot be initialised; here
+it never does:
 ``require()`` stops with one line naming the missing piece, and
 ``function()`` (the project's only way to compile) also refuses a compiled
 graph that still runs convolutions, pooling or BLAS on the CPU.
