@@ -47,15 +47,15 @@ def version_of(path):
 
 
 def ldconfig_paths(stem):
-    try:
-        out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
-                             timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
+    """The x86-64 libraries ``stem.so.*`` that ldconfig's cache lists."""
+    out = ""
+    for ldconfig in ("ldconfig", "/sbin/ldconfig"):
         try:
-            out = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True,
+            out = subprocess.run([ldconfig, "-p"], capture_output=True, text=True,
                                  timeout=20).stdout
+            break
         except (OSError, subprocess.SubprocessError):
-            return []
+            continue
     return [line.split("=>")[-1].strip() for line in out.splitlines()
             if line.strip().startswith(stem + ".so.") and "x86-64" in line]
 

@@ -21,6 +21,7 @@ CPU_HEAVY_OPS = {"CorrMM", "CorrMM_gradInputs", "CorrMM_gradWeights", "AbstractC
                  "MaxPoolGrad", "AveragePoolGrad", "CaffeMaxPool", "CaffeMaxPoolGrad",
                  "Dot22", "Dot22Scalar", "Gemm", "CGemv", "CGer"}
 
+
 class DeviceError(RuntimeError):
     """The device asked for cannot be used; the message is one line."""
 
@@ -46,8 +47,17 @@ def _load(name):
         return None
 
 
-def _version_pair(value):
-    return value // 1000, (value % 1000) // 10
+def _driver_cuda(cuda):
+    """(major, minor) of the CUDA version the driver library ``cuda`` supports."""
+    v = ctypes.c_int()
+    cuda.cuDriverGetVersion(ctypes.byref(v))
+    return v.value // 1000, (v.value % 1000) // 10
+
+
+def _nvrtc_version(nvrtc):
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    nvrtc.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+    return major.value, minor.value
 
 
 def diagnose():
@@ -80,22 +90,19 @@ def diagnose():
     if status != 0:
         return ("the NVIDIA driver found no usable GPU (cuInit error %d; check nvidia-smi and "
                 "CUDA_VISIBLE_DEVICES)" % status)
-    count, driver = ctypes.c_int(), ctypes.c_int()
+    count = ctypes.c_int()
     if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value == 0:
         return "no CUDA device visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
-    cuda.cuDriverGetVersion(ctypes.byref(driver))
-    driver = _version_pair(driver.value)
+    driver = _driver_cuda(cuda)
     nvrtc = _load("libnvrtc.so")
     if nvrtc is None:
         return ("libnvrtc.so not found: install NVRTC (a CUDA toolkit, or pip's "
                 "nvidia-cuda-nvrtc in any Python here; DRT_CUDA_LIBS=dir names a folder), "
                 "then run through make")
-    major, minor = ctypes.c_int(), ctypes.c_int()
-    nvrtc.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
-    if (major.value, minor.value) > driver:
+    if _nvrtc_version(nvrtc) > driver:
         return ("NVRTC %d.%d is newer than the driver's CUDA %d.%d: its PTX would be refused "
                 "(CUDA_ERROR_UNSUPPORTED_PTX_VERSION); use an NVRTC <= %d.%d (DRT_CUDA_LIBS=dir) "
-                "or update the driver" % ((major.value, minor.value) + driver + driver))
+                "or update the driver" % (_nvrtc_version(nvrtc) + driver + driver))
     if _load("libcublas.so") is None:
         return ("libcublas.so not found: install cuBLAS (a CUDA toolkit, or pip's "
                 "nvidia-cublas; DRT_CUDA_LIBS=dir names a folder), then run through make")
@@ -173,13 +180,9 @@ def describe():
     cuda, nvrtc, cublas = _load("libcuda.so"), _load("libnvrtc.so"), _load("libcublas.so")
     try:
         if cuda is not None:
-            v = ctypes.c_int()
-            cuda.cuDriverGetVersion(ctypes.byref(v))
-            info["driver_cuda"] = "%d.%d" % _version_pair(v.value)
+            info["driver_cuda"] = "%d.%d" % _driver_cuda(cuda)
         if nvrtc is not None:
-            major, minor = ctypes.c_int(), ctypes.c_int()
-            nvrtc.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
-            info["nvrtc"] = "%d.%d" % (major.value, minor.value)
+            info["nvrtc"] = "%d.%d" % _nvrtc_version(nvrtc)
         if cublas is not None:
             parts = []
             for prop in range(3):  # MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL

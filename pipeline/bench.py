@@ -9,6 +9,8 @@ with conv1/conv2 frozen (scenario 4). *_compile_s: Theano compile time of each. 
 spec is timed as torch_infer_img_s / torch_train_img_s for comparison.
 finetune_img_s_batchB / peak_rss_mib_batchB: the scenario-4 step at batch 1, 16
 and 64, each in its own process, and that process's peak resident memory.
+With DEVICE=cuda: the same figures prefixed gpu_ at batch 32 and 128, and
+PyTorch's (torch_gpu_*, from any Python that has it with CUDA).
 """
 import argparse
 import json
@@ -33,29 +35,39 @@ def timed(fn, repeats):
     return float(np.median(times))
 
 
-def bench_theano(batch, repeats):
-    from .finetune import compile_training
-    rng = np.random.RandomState(0)
-    x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
-    y = rng.randint(0, 1000, batch).astype(np.int32)
-    w = np.ones(batch, np.float32)
+#: what each timed function is, beside its figure
+NOTES = {"infer": "", "features": ", pool5/7x7_s1: scenario 1's extraction",
+         "train": ", Caffe SGD step, aux heads on",
+         "finetune": ", Caffe SGD step, aux heads on, conv1/conv2 frozen (scenario 4)"}
+
+
+def bench_theano(batches, repeats, prefix=""):
+    """{prefix}infer / features / train / finetune img/s at each of ``batches``, and
+    each function's compile time (a fresh cache's first compile is the cold one)."""
+    from .finetune import CLASSIFIERS, compile_training
     net = googlenet.build(googlenet.googlenet_spec(aux_heads=True))
-    start = time.perf_counter()
-    infer = googlenet.compile_forward(net, ["prob"])
-    print("infer_compile_s=%.1f" % (time.perf_counter() - start), flush=True)
-    print("infer_img_s=%.2f" % (batch / timed(lambda: infer(x), repeats)), flush=True)
-    features = googlenet.compile_forward(net, ["pool5/7x7_s1"])
-    print("features_img_s=%.2f  # pool5/7x7_s1, scenario 1's extraction"
-          % (batch / timed(lambda: features(x), repeats)), flush=True)
-    heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
     solver = {"solver": {"base_lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4}}
-    for key, freeze in (("train", []), ("finetune", ["conv1/", "conv2/"])):
+    compilers = {
+        "infer": lambda: googlenet.compile_forward(net, ["prob"]),
+        "features": lambda: googlenet.compile_forward(net, ["pool5/7x7_s1"]),
+        "train": lambda: compile_training(net, list(CLASSIFIERS), solver)[0],
+        "finetune": lambda: compile_training(net, list(CLASSIFIERS),
+                                             dict(solver, freeze=["conv1/", "conv2/"]))[0]}
+    fns = {}
+    for key, compile_fn in compilers.items():
         start = time.perf_counter()
-        step, _, _, _ = compile_training(net, heads, dict(solver, freeze=freeze))
-        print("%s_compile_s=%.1f" % (key, time.perf_counter() - start), flush=True)
-        print("%s_img_s=%.2f  # Caffe SGD step, aux heads on%s" % (
-            key, batch / timed(lambda: step(x, y, w), repeats),
-            ", conv1/conv2 frozen (scenario 4)" if freeze else ""), flush=True)
+        fns[key] = compile_fn()
+        print("%s%s_compile_s=%.1f" % (prefix, key, time.perf_counter() - start), flush=True)
+    rng = np.random.RandomState(0)
+    for batch in batches:
+        x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
+        y = rng.randint(0, 1000, batch).astype(np.int32)
+        w = np.ones(batch, np.float32)
+        for key, fn in fns.items():
+            args = (x,) if key in ("infer", "features") else (x, y, w)
+            print("%s%s_img_s=%.2f  # batch %d%s" % (
+                prefix, key, batch / timed(lambda: fn(*args), repeats), batch, NOTES[key]),
+                flush=True)
 
 
 def bench_preprocess(count=48):
@@ -89,7 +101,6 @@ def bench_preprocess(count=48):
 
 def write_spec(path):
     """GoogLeNet with aux heads as JSON, for the PyTorch peer in any Python."""
-    import json
     with open(path, "w") as f:
         json.dump([layer._asdict() for layer in googlenet.googlenet_spec(aux_heads=True)], f)
 
@@ -136,49 +147,20 @@ def bench_torch(batches, repeats, gpu):
                        env=torch_env(), check=False)
 
 
-def bench_gpu(batches, repeats):
-    """gpu_infer / gpu_train / gpu_finetune img/s per batch, with compile times
-    (the first compile of a fresh cache is the cold one)."""
-    from .finetune import compile_training
-    net = googlenet.build(googlenet.googlenet_spec(aux_heads=True))
-    heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
-    solver = {"solver": {"base_lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4}}
-    start = time.perf_counter()
-    infer = googlenet.compile_forward(net, ["prob"])
-    fns = {"infer": infer}
-    print("gpu_infer_compile_s=%.1f" % (time.perf_counter() - start), flush=True)
-    for key, freeze in (("train", []), ("finetune", ["conv1/", "conv2/"])):
-        start = time.perf_counter()
-        fns[key] = compile_training(net, heads, dict(solver, freeze=freeze))[0]
-        print("gpu_%s_compile_s=%.1f" % (key, time.perf_counter() - start), flush=True)
-    rng = np.random.RandomState(0)
-    for batch in batches:
-        x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
-        y = rng.randint(0, 1000, batch).astype(np.int32)
-        w = np.ones(batch, np.float32)
-        print("gpu_infer_img_s=%.2f  # batch %d" % (batch / timed(lambda: infer(x), repeats),
-                                                   batch), flush=True)
-        for key in ("train", "finetune"):
-            print("gpu_%s_img_s=%.2f  # batch %d, Caffe SGD step, aux heads%s" % (
-                key, batch / timed(lambda: fns[key](x, y, w), repeats), batch,
-                ", conv1/conv2 frozen" if key == "finetune" else ""), flush=True)
-
-
 def profile(batch, steps=3, top=14):
     """Theano's per-op profile of scenario 4's training step (conv1/conv2 frozen,
     aux heads), summed by op class: a table of share of the step, seconds per
     step and calls per step."""
-    from .finetune import compile_training
+    from .finetune import CLASSIFIERS, compile_training
     rng = np.random.RandomState(0)
     x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
     y = rng.randint(0, 2, batch).astype(np.int32)
     w = np.ones(batch, np.float32)
     net = googlenet.build(googlenet.googlenet_spec(2, aux_heads=True))
-    heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
     config = {"solver": {"momentum": 0.9, "weight_decay": 5e-4}, "freeze": ["conv1/", "conv2/"]}
     theano.config.profile = True
     try:
-        step, _, _, _ = compile_training(net, heads, config)
+        step, _, _, _ = compile_training(net, list(CLASSIFIERS), config)
     finally:
         theano.config.profile = False
     step(x, y, w)  # warm-up, then profile ``steps`` steps only
@@ -204,14 +186,13 @@ def profile(batch, steps=3, top=14):
 
 def train_step_only(batch, repeats):
     """One figure: img/s of the scenario-4 training step at ``batch`` (for scaling)."""
-    from .finetune import compile_training
+    from .finetune import CLASSIFIERS, compile_training
     rng = np.random.RandomState(0)
     x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
     y = rng.randint(0, 2, batch).astype(np.int32)
     net = googlenet.build(googlenet.googlenet_spec(2, aux_heads=True))
-    heads = ["loss3/classifier", "loss1/classifier", "loss2/classifier"]
-    step, _, _, _ = compile_training(net, heads, {"solver": {"momentum": 0.9},
-                                                  "freeze": ["conv1/", "conv2/"]})
+    step, _, _, _ = compile_training(net, list(CLASSIFIERS), {"solver": {"momentum": 0.9},
+                                                             "freeze": ["conv1/", "conv2/"]})
     print("%.2f" % (batch / timed(lambda: step(x, y, np.ones(batch, np.float32)), repeats)))
 
 
@@ -248,7 +229,7 @@ def main(argv=None):
         if args.profile:
             return profile(args.batch)
         batches = [int(b) for b in args.gpu_batches.split(",")]
-        bench_gpu(batches, max(args.repeats, 10))
+        bench_theano(batches, max(args.repeats, 10), prefix="gpu_")
         bench_torch(batches, max(args.repeats, 10), gpu=True)
         return
     print("batch=%d floatX=%s blas=%s openmp=%s" % (args.batch, theano.config.floatX,
@@ -257,7 +238,7 @@ def main(argv=None):
     if args.profile:
         return profile(args.batch)
     bench_preprocess()
-    bench_theano(args.batch, args.repeats)
+    bench_theano([args.batch], args.repeats)
     bench_torch([args.batch], args.repeats, gpu=False)
     bench_scaling(repeats=args.repeats)
 
