@@ -29,13 +29,16 @@ export LD_LIBRARY_PATH := $(GPU_LIBS)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH)
 endif
 
 LAYERS      ?= loss3/classifier,prob
-DATA        ?= data/raw
+# DATA: a folder of images + labels.csv; the default is the embedded IDRiD sample;
+# DATA=kaggle downloads Kaggle's training set into data/kaggle
+DATA        ?= data/sample
+DATA_DIR    := $(if $(filter kaggle,$(DATA)),data/kaggle,$(DATA))
 SCENARIO    ?= 4
 RUNS        ?= runs
 TTA         ?= 1
 
-DATASET     := data/processed/$(notdir $(abspath $(DATA))).h5
-LABELS      := $(firstword $(wildcard $(DATA)/labels.csv $(DATA)/trainLabels.csv) $(DATA)/trainLabels.csv)
+DATASET     := data/processed/$(notdir $(abspath $(DATA_DIR))).h5
+LABELS      := $(firstword $(wildcard $(DATA_DIR)/labels.csv $(DATA_DIR)/trainLabels.csv) $(DATA_DIR)/trainLabels.csv)
 RUN         ?= $(RUNS)/$(SCENARIO)-latest
 SEEDS       ?=
 FOLDS       ?= 5
@@ -50,23 +53,33 @@ TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
         download preprocess train evaluate report results cv reproduce demo sweep test-slurm
 
 help:
-	@echo "make demo        offline: generated fundus images -> scenario 1 -> report (minutes)"
-	@echo "make reproduce   download -> preprocess -> train -> evaluate -> report"
-	@echo "                 DATA=dir WEIGHTS=file.caffemodel SCENARIO=1|2|3|4|scratch"
-	@echo "make train SCENARIO=4 [SEEDS=0,1,2 LR=0.0005 EPOCHS=20 SET='key=value ...']"
-	@echo "make evaluate    [RUN=runs/4-latest DATA=other_dir: external validation]"
-	@echo "make cv SCENARIO=1 FOLDS=5   cross-validation by patient"
-	@echo "make report      the reproduction report of every evaluated run of DATA"
-	@echo "make results     rewrite the README's result tables from the runs"
-	@echo "make sweep SCENARIOS='1 3' FOLDS=5 SEEDS=0,1 [ENGINE=slurm|local, -jN]"
-	@echo "make test        run the test suite (installs everything first)"
-	@echo "make test-gpu    the GPU tests (DEVICE=cuda; one line and exit 0 without a GPU)"
-	@echo "make bundle      one tarball for an offline GPU machine (see README, GPU)"
-	@echo "DEVICE=cuda      any step on the GPU (make install DEVICE=cuda first)"
-	@echo "make weights     download BVLC GoogLeNet weights to $(WEIGHTS)"
-	@echo "make bench       print speed figures (img/s, compile times); TORCH=1 adds PyTorch's"
-	@echo "make forward     WEIGHTS=f.caffemodel BLOB=in.npy OUT=out.npz [LAYERS=a,b]"
-	@echo "make classify    WEIGHTS=f.caffemodel IMAGES='a.jpg b.png'"
+	@echo "the chain (DATA=data/sample by default; DATA=kaggle downloads; DATA=dir any folder):"
+	@echo "  make reproduce   every scenario of the claims -> evaluate -> report"
+	@echo "                   [WEIGHTS=file.caffemodel SCENARIO='1 2 3 4 scratch' SEEDS=0,1]"
+	@echo "  make download    DATA=kaggle: Kaggle's training set into data/kaggle"
+	@echo "  make preprocess  DATA -> data/processed/<name>.h5"
+	@echo "  make weights     download the BVLC GoogLeNet weights to $(WEIGHTS)"
+	@echo "  make train       SCENARIO=4 [SEEDS=0,1,2 LR=0.0005 EPOCHS=20 SET='key=value ...']"
+	@echo "  make evaluate    [RUN=runs/4-latest DATA=other_dir: external validation] [TTA=0]"
+	@echo "  make report      the reproduction report of every evaluated run of DATA"
+	@echo "  make results     rewrite the README's result tables from the runs"
+	@echo "  make cv          SCENARIO=1 FOLDS=5: cross-validation by patient"
+	@echo "  make sweep       SCENARIOS='1 3' FOLDS=5 SEEDS=0,1 [ENGINE=slurm|local, -jN]"
+	@echo "  make demo        offline: generated fundus images -> scenario 1 -> report"
+	@echo "tests and tools:"
+	@echo "  make install     .venv with the pinned packages (DEVICE=cuda: and Debian's pygpu)"
+	@echo "  make test        the test suite (installs everything first)"
+	@echo "  make test-slurm  a real one-node SLURM runs a small sweep (root on Debian)"
+	@echo "  make test-bundle the offline GPU bundle, built and run on the CPU"
+	@echo "  make test-gpu    the GPU tests (DEVICE=cuda; one line and exit 0 without a GPU)"
+	@echo "  make bundle      one tarball for an offline GPU machine (docs/GPU.md)"
+	@echo "  make device-check DEVICE=cuda: is the GPU usable (one line if not)"
+	@echo "  make bench       speed figures and the BLAS kernel; TORCH=1 adds PyTorch's"
+	@echo "  make profile     Theano's per-op profile of scenario 4's training step"
+	@echo "  make forward     WEIGHTS=f.caffemodel BLOB=in.npy OUT=out.npz [LAYERS=a,b]"
+	@echo "  make classify    WEIGHTS=f.caffemodel IMAGES='a.jpg b.png'"
+	@echo "  make clean-cache remove the imported-weights cache (weights/cache)"
+	@echo "DEVICE=cuda        any computing step on the GPU (make install DEVICE=cuda first)"
 
 install: $(STAMP) $(if $(ON_GPU),$(GPU_STAMP))
 
@@ -112,7 +125,7 @@ $(GPU_STAMP): $(STAMP) requirements-gpu.txt
 # one tarball for an offline GPU machine: Python 3.11, wheels, Debian's pygpu, the
 # project; its path is the last line (README, "GPU")
 bundle: $(STAMP)
-	$(PY) -m pipeline.bundle --out build
+	$(PY) -m tools.bundle --out build
 
 # DEVICE=cuda: the GPU is checked before anything else is made (preprocessing,
 # downloads): one line saying what is missing
@@ -134,12 +147,12 @@ bench: $(DEVICE_CHECK) $(STAMP)
 ifeq ($(TORCH)$(ON_GPU),1)
 	$(PY) -m pip install -q torch==2.13.0 "setuptools<82"
 endif
-	SHARED=$(SHARED) $(PY) -m pipeline.bench --batch $(BENCH_BATCH)
+	SHARED=$(SHARED) $(PY) -m tools.bench --batch $(BENCH_BATCH)
 
 # Theano's per-op profile of scenario 4's training step (batch BENCH_BATCH); on the
 # GPU, CUDA_LAUNCH_BLOCKING=1 makes each op's time its own kernels'
 profile: $(DEVICE_CHECK) $(STAMP)
-	$(if $(ON_GPU),CUDA_LAUNCH_BLOCKING=1) $(PY) -m pipeline.bench --batch $(BENCH_BATCH) --profile
+	$(if $(ON_GPU),CUDA_LAUNCH_BLOCKING=1) $(PY) -m tools.bench --batch $(BENCH_BATCH) --profile
 
 forward: $(DEVICE_CHECK) $(STAMP)
 	$(PY) -m pipeline forward --weights $(WEIGHTS) --blob $(BLOB) --out $(OUT) --layers $(LAYERS)
@@ -156,17 +169,17 @@ clean-cache:
 
 # ---- the chain: each step is skipped when its output is newer than its inputs
 download: $(LABELS)
-# Only the default DATA is downloaded: any other directory must already hold its
+# Only DATA=kaggle is downloaded: any other directory must already hold its
 # images and labels (a typo in DATA must not start a download into the typo).
-$(DATA)/trainLabels.csv: | $(STAMP)
-	@if [ "$(DATA)" != "data/raw" ]; then \
-	  echo "error: $(DATA): no labels.csv or trainLabels.csv (DATA= must name a directory with the images and their labels)" >&2; \
+$(DATA_DIR)/trainLabels.csv: | $(STAMP)
+	@if [ "$(DATA)" != "kaggle" ]; then \
+	  echo "error: $(DATA): no labels.csv or trainLabels.csv (DATA= must name a directory with the images and their labels, or be kaggle)" >&2; \
 	  exit 2; fi
-	$(PY) -m pipeline download --out $(DATA)
+	$(PY) -m pipeline download --out $(DATA_DIR)
 
 preprocess: $(DATASET)
 $(DATASET): $(LABELS) | $(STAMP)
-	$(PY) -m pipeline preprocess --data $(DATA) --out $@
+	$(PY) -m pipeline preprocess --data $(DATA_DIR) --out $@
 
 # `make train` always runs the trainer: it resumes an unfinished run started with
 # the same config, data and weights, else starts a new one (one per seed of SEEDS).
@@ -195,8 +208,11 @@ results: $(DATASET) | $(STAMP)
 cv: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS)
 
+# every scenario the claims need (1 2 3 4 scratch) unless SCENARIO= names some
 reproduce: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
-	$(PY) -m pipeline reproduce $(TRAIN_ARGS) --seeds "$(SEEDS)" $(STATS_ARGS)
+	$(PY) -m pipeline reproduce $(subst --scenario $(SCENARIO),$(if $(filter command line \
+	  environment,$(origin SCENARIO)),--scenario "$(SCENARIO)"),$(TRAIN_ARGS)) \
+	  --seeds "$(SEEDS)" $(STATS_ARGS)
 
 # ---- sweeps: SCENARIOS x FOLDS x SEEDS, here (make -jN sweep) or as a SLURM job array
 SCENARIOS   ?= 1 3 4 scratch

@@ -3,7 +3,7 @@
 Not used by the pipeline; PyTorch is not a dependency of the project. It imports
 neither Theano nor the project, so that it also runs as a script in another
 Python (on a GPU machine, the one that has PyTorch with CUDA), given the spec as
-JSON (``pipeline.bench`` writes it from ``models.googlenet``):
+JSON (``tools.bench`` writes it from ``models.googlenet``):
 
     python benchmarks/torch_reference.py --spec spec.json --device cuda --batch 32 128
 
@@ -77,7 +77,7 @@ class TorchNet(nn.Module):
 
 
 def spec_from_json(items):
-    """The spec as ``pipeline.bench`` writes it: a list of {name, type, bottom, params}."""
+    """The spec as ``tools.bench`` writes it: a list of {name, type, bottom, params}."""
     return [SimpleNamespace(name=d["name"], type=d["type"], bottom=tuple(d["bottom"]),
                             params=d["params"]) for d in items]
 
@@ -122,7 +122,7 @@ def figures(spec, device, batch, repeats, sync=lambda: None):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="PyTorch's figures for make bench")
-    p.add_argument("--spec", required=True, help="the network as JSON (pipeline.bench writes it)")
+    p.add_argument("--spec", required=True, help="the network as JSON (tools.bench writes it)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--batch", type=int, nargs="+", default=[32, 128])
     p.add_argument("--repeats", type=int, default=10)

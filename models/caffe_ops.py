@@ -14,16 +14,36 @@ tie).
 
 Both parallelise over the N x C planes with OpenMP (one plane per thread, so
 the gradient's scatter-add never races) and have their own cache versions. In a
-graph compiled for the GPU they become ``models.caffe_ops_gpu``'s kernels.
+graph compiled for the GPU they become ``models.caffe_ops_gpu``'s kernels (whose
+optimizers ``models/__init__.py`` registers once Theano's GPU back end is up).
+The pooled-size helpers of Caffe's pooling are here too, for these ops and for
+``models.layers``.
 """
+import math
+
 import numpy as np
 import theano.tensor as T
 from theano import Apply
 from theano.gof import OpenMPOp
 from theano.gradient import grad_not_implemented
 
-from .device import on_gpu
-from .layers import caffe_pooled_size
+
+def caffe_pooled_size(size, kernel, stride, pad):
+    """Caffe's pooled size: ceil, then drop a window that would start in the padding."""
+    pooled = int(math.ceil(float(size + 2 * pad - kernel) / stride)) + 1
+    if pad > 0 and (pooled - 1) * stride >= size + pad:
+        pooled -= 1
+    return pooled
+
+
+def caffe_ave_divisors(size, kernel, stride, pad):
+    """Caffe's AVE divisor per output position along one axis: the window
+    clipped to [-pad, size + pad) (padding counts, overhang does not)."""
+    out = caffe_pooled_size(size, kernel, stride, pad)
+    starts = np.arange(out) * stride - pad
+    ends = np.minimum(starts + kernel, size + pad)
+    return (ends - starts).astype("float32")
+
 
 SHAPES = """
     const npy_intp N = PyArray_DIMS(%(x)s)[0], C = PyArray_DIMS(%(x)s)[1];
@@ -202,7 +222,3 @@ class CaffeMaxPoolGrad(_CaffePoolOp):
     Py_DECREF(xc);
     Py_DECREF(gc);
 """) % names + "}"
-
-
-if on_gpu():  # their GPU kernels, and the optimizers that put them in GPU graphs
-    from . import caffe_ops_gpu  # noqa: F401,E402

@@ -1,14 +1,16 @@
 """Make the released Theano 1.0.5 and Lasagne 0.1 work together on today's Python.
 
 Imported by ``models/__init__.py`` before anything imports Theano or Lasagne.
-It does four things, each the smallest change that works (see README, "Stack"):
+It does five things, each the smallest change that works (see README, "Stack"):
 
+0. Makes the CPU's BLAS kernels the right ones for this CPU before NumPy or
+   Theano loads a BLAS (``models.blas``).
 1. Sets the project's Theano flags (float32, OpenBLAS, OpenMP, a persistent
    compile cache; with ``DEVICE=cuda`` the gpuarray back end without cuDNN,
    see ``models.device``) before Theano is imported; the user's own
    ``THEANO_FLAGS`` are appended after ours so that they win. Theano's own
-   report of a failed GPU start is kept for ``models.device`` to show in one
-   line instead of a traceback.
+   report of a failed GPU start is kept by ``models.device``, to be shown in
+   one line instead of a traceback.
 2. Registers ``theano.tensor.signal.downsample`` (removed in Theano 0.9,
    imported by Lasagne 0.1) as a thin alias of ``theano.tensor.signal.pool``.
 3. Gives a cache version to compiled modules whose ops have an empty
@@ -17,12 +19,14 @@ It does four things, each the smallest change that works (see README, "Stack"):
 4. Nothing else: no Theano or Lasagne code is copied here.
 """
 import ctypes.util
-import logging
 import os
 import sys
 import types
 import warnings
 from pathlib import Path
+
+from . import blas
+from .device import DeviceError, asked, keeping_gpu_init_log
 
 CACHE_DIR = Path(os.environ.get("DRT_CACHE", Path.home() / ".cache" / "dr-transfer"))
 
@@ -54,7 +58,6 @@ def project_theano_flags(have_openblas=None, device="cpu"):
 def set_theano_flags():
     if "theano" in sys.modules:
         return  # too late to change anything; whoever imported it chose
-    from .device import DeviceError, asked
     # A child process (a test, a bench step) inherits the THEANO_FLAGS set here; it
     # must build its own for its own DEVICE from the user's part alone, unless it was
     # given other flags.
@@ -70,47 +73,6 @@ def set_theano_flags():
     os.environ["DRT_THEANO_FLAGS"], os.environ["DRT_USER_THEANO_FLAGS"] = (
         os.environ["THEANO_FLAGS"], user)
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-
-
-class _Kept(logging.Handler):
-    """Keeps the records of a logger instead of printing them."""
-
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
-_GPU_LOG = _Kept()
-
-
-def keeping_gpu_init_log(start):
-    """Run ``start`` (what imports Theano), keeping the records of
-    ``theano.gpuarray`` instead of printing them: Theano logs a failed GPU
-    start as an error with a traceback."""
-    logger = logging.getLogger("theano.gpuarray")
-    logger.addHandler(_GPU_LOG)
-    logger.propagate = False
-    try:
-        start()
-    finally:
-        logger.removeHandler(_GPU_LOG)
-        logger.propagate = True
-
-
-def gpu_init_error():
-    """The last line of the exception of Theano's failed GPU start, or None."""
-    for record in reversed(_GPU_LOG.records):
-        if record.exc_info and record.exc_info[1] is not None:
-            line = str(record.exc_info[1]).strip().splitlines()[-1]
-            if line[:2] in ("b'", 'b"') and line[-1:] == line[1]:  # pygpu's bytes messages
-                line = line[2:-1]
-            return line
-        if record.levelno >= logging.ERROR:
-            return record.getMessage().splitlines()[0]
-    return None
 
 
 def register_downsample_alias():
@@ -165,6 +127,7 @@ def version_empty_props_ops():
 def install():
     # Lasagne 0.1 imports pkg_resources, which setuptools warns about on every run.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    blas.ensure()
     set_theano_flags()
     keeping_gpu_init_log(register_downsample_alias)
     version_empty_props_ops()

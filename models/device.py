@@ -12,6 +12,7 @@ it never does:
 graph that still runs convolutions, pooling or BLAS on the CPU.
 """
 import ctypes
+import logging
 import os
 import re
 
@@ -32,6 +33,17 @@ def asked():
     if not (device in ("cpu", "cuda") or re.fullmatch(r"cuda\d+|opencl\d+:\d+", device)):
         raise DeviceError("DEVICE=%s: expected cpu, cuda, cudaN or openclP:D" % device)
     return device
+
+
+def gpu_started():
+    """Whether Theano's gpuarray back end is running (DEVICE asks for it and it started)."""
+    try:
+        if not on_gpu():
+            return False
+    except DeviceError:
+        return False
+    import theano.gpuarray
+    return bool(theano.gpuarray.pygpu_activated)
 
 
 def on_gpu():
@@ -109,6 +121,47 @@ def diagnose():
     return None
 
 
+class _Kept(logging.Handler):
+    """Keeps the records of a logger instead of printing them."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+_GPU_LOG = _Kept()
+
+
+def keeping_gpu_init_log(start):
+    """Run ``start`` (what imports Theano), keeping the records of
+    ``theano.gpuarray`` instead of printing them: Theano logs a failed GPU
+    start as an error with a traceback."""
+    logger = logging.getLogger("theano.gpuarray")
+    logger.addHandler(_GPU_LOG)
+    logger.propagate = False
+    try:
+        start()
+    finally:
+        logger.removeHandler(_GPU_LOG)
+        logger.propagate = True
+
+
+def gpu_init_error():
+    """The last line of the exception of Theano's failed GPU start, or None."""
+    for record in reversed(_GPU_LOG.records):
+        if record.exc_info and record.exc_info[1] is not None:
+            line = str(record.exc_info[1]).strip().splitlines()[-1]
+            if line[:2] in ("b'", 'b"') and line[-1:] == line[1]:  # pygpu's bytes messages
+                line = line[2:-1]
+            return line
+        if record.levelno >= logging.ERROR:
+            return record.getMessage().splitlines()[0]
+    return None
+
+
 def require():
     """Raise DeviceError unless the device asked for is the one Theano runs on."""
     device = asked()
@@ -120,8 +173,7 @@ def require():
         return
     problem = diagnose()
     if problem is None:
-        from . import compat
-        problem = "Theano did not activate the GPU: %s" % (compat.gpu_init_error()
+        problem = "Theano did not activate the GPU: %s" % (gpu_init_error()
                                                            or "no reason given")
     raise DeviceError("DEVICE=%s: %s" % (device, problem))
 

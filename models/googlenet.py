@@ -34,6 +34,10 @@ LayerSpec = namedtuple("LayerSpec", "name type bottom params")
 PARAM_TYPES = ("Convolution", "InnerProduct")
 
 
+
+class UnknownLayer(LookupError):
+    """A layer name the user gave is not in the network; the message is one line."""
+
 def conv(name, bottom, num_output, kernel_size, stride=1, pad=0, relu=None,
          bias=0.2):
     """Convolution (xavier weights, constant bias ``bias``), optionally + ReLU."""
@@ -164,7 +168,7 @@ def features_spec(spec, layer, num_classes):
     network of a linear classifier on that layer's activations."""
     names = [l.name for l in spec]
     if layer not in names:
-        raise KeyError("no layer %s in the network" % layer)
+        raise UnknownLayer("no layer %s in the network" % layer)
     keep = spec[:names.index(layer) + 1]
     # Aux heads are never needed below a feature layer.
     keep = [l for l in keep if not l.name.startswith(("loss1/", "loss2/"))]
@@ -255,6 +259,6 @@ def compile_forward(net, names):
     from .device import function
     unknown = [n for n in names if n not in net]
     if unknown:
-        raise KeyError("no such layer in the network: %s" % ", ".join(unknown))
+        raise UnknownLayer("no such layer in the network: %s" % ", ".join(unknown))
     outputs = lasagne.layers.get_output([net[n] for n in names], deterministic=True)
     return function([net["data"].input_var], outputs, "forward function")

@@ -3,8 +3,6 @@
 All tensors are N x C x H x W, float32. Each class documents the Caffe
 convention it reproduces (see ``../shared/FIDELITY.md``).
 """
-import math
-
 import numpy as np
 import theano.tensor as T
 from theano.tensor.signal import pool
@@ -12,6 +10,7 @@ from theano.tensor.signal import pool
 import lasagne
 from lasagne.layers import Layer
 
+from .caffe_ops import CaffeMaxPool, caffe_ave_divisors, caffe_pooled_size
 from .device import on_gpu
 
 
@@ -32,23 +31,6 @@ class CaffeConv2DLayer(lasagne.layers.Conv2DLayer):
         if self.b is not None:
             conved = conved + self.b.dimshuffle("x", 0, "x", "x")
         return self.nonlinearity(conved)
-
-
-def caffe_pooled_size(size, kernel, stride, pad):
-    """Caffe's pooled size: ceil, then drop a window that would start in the padding."""
-    pooled = int(math.ceil(float(size + 2 * pad - kernel) / stride)) + 1
-    if pad > 0 and (pooled - 1) * stride >= size + pad:
-        pooled -= 1
-    return pooled
-
-
-def caffe_ave_divisors(size, kernel, stride, pad):
-    """Caffe's AVE divisor per output position along one axis: the window
-    clipped to [-pad, size + pad) (padding counts, overhang does not)."""
-    out = caffe_pooled_size(size, kernel, stride, pad)
-    starts = np.arange(out) * stride - pad
-    ends = np.minimum(starts + kernel, size + pad)
-    return (ends - starts).astype("float32")
 
 
 class CaffePool2DLayer(Layer):
@@ -77,7 +59,6 @@ class CaffePool2DLayer(Layer):
         if self.pool == "MAX":
             # the project's own op (C, and GPU kernels): Caffe's windows, and its gradient
             # to the first maximum of a window (Theano's MaxPoolGrad gives it to every tie)
-            from .caffe_ops import CaffeMaxPool
             return CaffeMaxPool(k, s, p)(input)
         in_h, in_w = self.input_shape[2:]
         out_h, out_w = self.output_shape[2:]

@@ -6,6 +6,7 @@ import sys
 from models.caffemodel import CaffeModelError
 from models.device import DeviceError, require
 from models.fileio import WRITE_ERRORS, Busy
+from models.googlenet import UnknownLayer
 
 from .errors import InputError
 
@@ -104,8 +105,10 @@ def cmd_cv(args):
 
 
 def cmd_reproduce(args):
-    from .reproduce import reproduce
-    done = reproduce(args.scenario, args.set, args.data, args.weights, args.runs,
+    from .reproduce import CLAIM_SCENARIOS, reproduce
+    scenarios = args.scenario.replace(",", " ").split() if args.scenario else CLAIM_SCENARIOS
+    done = reproduce(scenarios, args.set, args.data,
+                     args.weights, args.runs,
                      args.seeds or [None],
                      tta=args.tta, rule=args.operating_point, resamples=args.resamples)
     if done is None:
@@ -200,7 +203,7 @@ def parser():
     w.set_defaults(func=cmd_download_weights)
 
     d = sub.add_parser("download", help="fetch the Kaggle 2015 DR training set")
-    d.add_argument("--out", default="data/raw")
+    d.add_argument("--out", default="data/kaggle")
     d.set_defaults(func=cmd_download)
 
     pp = sub.add_parser("preprocess", help="images + labels -> HDF5 (crop, resize, split)")
@@ -269,9 +272,10 @@ def parser():
     sw.add_argument("--partition")
     sw.set_defaults(func=cmd_sweep)
 
-    rp = sub.add_parser("reproduce", help="train (or reuse) a scenario per seed, evaluate, "
+    rp = sub.add_parser("reproduce", help="train (or reuse) each scenario per seed, evaluate, "
                                           "report")
     add_training(rp)
+    rp.set_defaults(scenario=None)  # every scenario of the claims
     rp.add_argument("--seeds", type=seed_list, default=[],
                     help="comma-separated seeds (default: the scenario's)")
     add_statistics(rp)
@@ -290,11 +294,8 @@ def main(argv=None):
         if args.command in COMPUTING:
             require()
         return args.func(args)
-    except (InputError, CaffeModelError, DeviceError) as e:
+    except (InputError, CaffeModelError, DeviceError, UnknownLayer) as e:
         print("error: %s" % e, file=sys.stderr)
-        return 2
-    except KeyError as e:
-        print("error: %s" % e.args[0], file=sys.stderr)
         return 2
     except Busy as e:
         print("error: %s" % e, file=sys.stderr)

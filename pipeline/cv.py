@@ -51,6 +51,7 @@ def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", fo
     per_fold = [{m: e["argmax"][m]["value"] for m in METRICS} for e in evaluations]
     summary = {
         "scenario": configs[0]["scenario"], "folds": folds, "seed": seed, "tta": tta,
+        "threshold": threshold,
         "data": str(Path(data_path).resolve()), "data_sha1": sha1_of(data_path),
         "runs": [str(r) for r in runs], "per_fold": per_fold,
         "mean": {m: float(np.mean([f[m] for f in per_fold])) for m in METRICS},

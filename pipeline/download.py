@@ -83,7 +83,7 @@ def kaggle_layout_complete(raw_dir):
             and any(n.endswith(".jpeg") for n in os.listdir(train)))
 
 
-def download_kaggle(raw_dir="data/raw"):
+def download_kaggle(raw_dir="data/kaggle"):
     """The Kaggle 2015 DR training set into ``raw_dir/train`` + ``trainLabels.csv``.
 
     Resumable per file: parts already in ``raw_dir/downloads`` are kept, members

@@ -54,7 +54,7 @@ def decisions(probs, levels, config):
             referable_decision(probs, config["target"], threshold))
 
 
-def operating_point(fn, run_dir, config, env, crop, tta, rule):
+def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
     """The cut on P(referable) chosen on the run's validation split (reused from
     the run's own evaluation.json when made with the same rule and TTA)."""
     own = run_dir / "evaluation.json"
@@ -63,8 +63,9 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule):
         if [point.get("rule"), point.get("target"), point.get("tta")] == list(rule) + [tta]:
             return point
     val = open_split(env["data"], "val", config)
-    score, truth, _ = decisions(predict(fn, val, crop, rotations=rotations(tta)), val.levels,
-                                config)
+    probs = predict(fn, val, crop, rotations=rotations(tta), desc="evaluate: validation",
+                    progress=progress)
+    score, truth, _ = decisions(probs, val.levels, config)
     try:
         cut, sens, spec = choose_cut(score, truth, *rule)
     except ValueError as e:
@@ -83,7 +84,7 @@ def settings_of(data_sha1, tta, rule, resamples, seed):
 
 
 def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPLES, seed=0,
-             reuse=False):
+             reuse=False, progress=True):
     """Evaluate ``run_dir`` on ``data_path`` (its own data: the test split; other
     data: all of it). ``reuse``: keep an evaluation made with the same settings
     after the model. Returns the evaluation dict."""
@@ -109,12 +110,13 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
     _, input_shape, net = load_model(str(model))
     fn = googlenet.compile_forward(net, ["prob"])
     crop = input_shape[1]
-    point = operating_point(fn, run_dir, config, env, crop, tta, rule)
+    point = operating_point(fn, run_dir, config, env, crop, tta, rule, progress)
     data = Dataset(data_path, "all") if external else open_split(data_path, "test", config)
     if len(data) == 0:
         raise InputError("%s: no usable images in the %s split" % (data_path, "whole" if external
                                                                   else "test"))
-    probs = predict(fn, data, crop, rotations=rotations(tta))
+    probs = predict(fn, data, crop, rotations=rotations(tta), progress=progress,
+                    desc="evaluate: %s" % ("all images" if external else "test split"))
     score, truth, decided = decisions(probs, data.levels, config)
     argmax = bootstrap(score, truth, decided, data.patients, resamples, seed)
     result = {

@@ -96,14 +96,21 @@ def classify(weights, images, synsets=None, top=5, batch_size=16, allow_missing=
     return results, errors
 
 
-def predict(fn, data, crop, batch_size=32, rotations=(0,)):
+def predict(fn, data, crop, batch_size=32, rotations=(0,), desc="predict", progress=True):
     """Class probabilities of ``fn`` (a compiled ``prob``) over a whole Dataset split,
-    averaged over ``rotations`` (degrees)."""
+    averaged over ``rotations`` (degrees); a progress bar (images x rotations) on stderr."""
+    from tqdm import tqdm
     probs = 0
-    for degrees in rotations:
-        batches = prefetched(lambda start: data.batch(
-            np.arange(start, min(start + batch_size, len(data))), crop,
-            np.full(min(batch_size, len(data) - start), degrees // 90)),
-            range(0, len(data), batch_size))
-        probs = probs + np.concatenate([fn(x)[0] for x, _ in batches])
+    with tqdm(total=len(data) * len(rotations), unit="img", desc=desc, leave=False,
+              disable=not progress) as bar:
+        for degrees in rotations:
+            batches = prefetched(lambda start: data.batch(
+                np.arange(start, min(start + batch_size, len(data))), crop,
+                np.full(min(batch_size, len(data) - start), degrees // 90)),
+                range(0, len(data), batch_size))
+            out = []
+            for x, _ in batches:
+                out.append(fn(x)[0])
+                bar.update(len(x))
+            probs = probs + np.concatenate(out)
     return probs / len(rotations)

@@ -105,6 +105,18 @@ def group(runs):
     return {label: members for label, (_, members) in out.items()}, primary
 
 
+def referable(predictions, config):
+    """Each image's truth, referable DR, by the run's own target: level >= its threshold."""
+    return np.asarray(predictions["levels"]) >= config.get("threshold", 2)
+
+
+def roc_curves(by_scenario):
+    """(label, scores, truth, None) of the first run of each scenario, for ``plot_roc``."""
+    return [(SCENARIO_NAMES.get(s, s), m[0]["predictions"]["score"],
+             referable(m[0]["predictions"], m[0]["config"]), None)
+            for s, m in sorted(by_scenario.items())]
+
+
 def scores(predictions):
     """A (score, decision) pair for ``paired_difference`` (AUC uses the scores only)."""
     return predictions["score"], predictions["score"] >= 0.5
@@ -116,10 +128,17 @@ def claim_rows(by_scenario, cv, resamples):
     rows = []
     for text, a, b, kind, margin in CLAIMS:
         evidence = []
+        thresholds = {r["config"].get("threshold", 2) for s in (a, b) for r in by_scenario.get(s, [])}
+        thresholds |= {c["summary"].get("threshold", 2) for s in (a, b) for c in [cv.get(s)] if c}
+        if len(thresholds) > 1:
+            rows.append((text, "%s vs %s" % (a, b), "not comparable: referable DR is level >= "
+                         + " in one, >= ".join(map(str, sorted(thresholds))) + " in the other",
+                         "not measured"))
+            continue
         if a in by_scenario and b in by_scenario:
             pa, pb = by_scenario[a][0]["predictions"], by_scenario[b][0]["predictions"]
             if list(pa["names"]) == list(pb["names"]):
-                truth = pa["levels"] >= by_scenario[a][0]["config"].get("threshold", 2)
+                truth = referable(pa, by_scenario[a][0]["config"])
                 d = paired_difference([scores(r["predictions"]) for r in by_scenario[a]],
                                       [scores(r["predictions"]) for r in by_scenario[b]],
                                       truth, pa["patients"], "auc", resamples)
@@ -130,7 +149,7 @@ def claim_rows(by_scenario, cv, resamples):
             row_of = {name: i for i, name in enumerate(ob["names"])}
             if sorted(row_of) == sorted(oa["names"]):  # the same images, aligned by name
                 aligned = {k: v[[row_of[n] for n in oa["names"]]] for k, v in ob.items()}
-                truth = oa["levels"] >= 2
+                truth = referable(oa, cv[a]["summary"])
                 d = paired_difference([scores(oa)], [scores(aligned)], truth, oa["patients"],
                                       "auc", resamples)
                 evidence.append(("%d-fold CV, out-of-fold, %d images" % (
@@ -195,9 +214,11 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     counts, failed, source, usable = data_summary(data_path)
     first = next(iter(groups.values()))[0]["evaluation"] if groups else None
     md = ["# Transfer learning for diabetic retinopathy: reproduction report", "",
-          "Data: `%s` (%d usable images, SHA1 %s); referable DR = level >= 2. Every interval is "
-          "a 95 %% bootstrap interval over patients (both eyes together, %d resamples, seeded)."
-          % (data_path.name, usable, data_sha1[:12], resamples), ""]
+          "Data: `%s` (%d usable images, SHA1 %s); referable DR = level >= %s. Every interval "
+          "is a 95 %% bootstrap interval over patients (both eyes together, %d resamples, "
+          "seeded)." % (data_path.name, usable, data_sha1[:12], " or >= ".join(
+              map(str, sorted({r["config"].get("threshold", 2) for r in runs}))), resamples),
+          ""]
     md += ["## The post's claims", "",
            "Decided on test AUC, by a paired bootstrap of the difference between the two "
            "scenarios on the same images: holds when the interval is above 0 (for 'no worse': "
@@ -205,8 +226,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
            "With several seeds, the difference is that of their mean AUCs.", "",
            "| claim | scenarios | evidence | verdict |", "|---|---|---|---|"]
     md += ["| %s | %s | %s | **%s** |" % row for row in claim_rows(by_scenario, cv, resamples)]
-    curves = [(SCENARIO_NAMES.get(s, s), m[0]["predictions"]["score"],
-               m[0]["predictions"]["levels"] >= 2, None) for s, m in sorted(by_scenario.items())]
+    curves = roc_curves(by_scenario)
     if curves:
         plot_roc(curves, str(runs_root / (stem + "-roc.png")),
                  "(test split, first seed of each scenario)")
@@ -316,9 +336,10 @@ def external_section(external, runs_root, stem):
                     fmt(at["sensitivity"]), fmt(at["specificity"]), fmt(at["kappa"])))
             with np.load(where / "predictions.npz") as p:
                 curves.append(("%s, %s" % (run["config"]["scenario"], name), p["score"],
-                               p["levels"] >= 2))
+                               referable(p, run["config"])))
             curves.append(("%s, own test split" % run["config"]["scenario"],
-                           run["predictions"]["score"], run["predictions"]["levels"] >= 2))
+                           run["predictions"]["score"],
+                           referable(run["predictions"], run["config"])))
         figure = "%s-calibration-%s.png" % (stem, re.sub(r"[^\w.-]", "_", name))
         plot_reliability(curves, str(runs_root / figure))
         md += ["", "![Calibration: own test split and %s](%s)" % (name, figure), ""]

@@ -1,28 +1,67 @@
-"""Reproduce: train (or reuse) one scenario for each seed, evaluate each run, and
-write the reproduction report of the dataset.
+"""Reproduce: train (or reuse) every scenario the post's claims need, one run per
+seed, evaluate each run, and write the reproduction report of the dataset.
 
 A finished run is reused only when it was started with exactly the config asked
 for now (scenario file plus overrides), the same data and the same weights
 (``train(reuse=True)``); an evaluation only when made after the model with the
 same settings. Anything else is trained or evaluated anew.
 """
+import json
+import sys
+
+import h5py
+
 from .config import load_scenario
 from .evaluate import DEFAULT_RULE, evaluate
-from .report import write_report
+from .report import CLAIMS, write_report
 from .stats import RESAMPLES
 from .train import train
 
+#: the scenarios the claims compare, in the post's order
+CLAIM_SCENARIOS = sorted({s for claim in CLAIMS for s in claim[1:3]},
+                         key=lambda s: (not s.isdigit(), s))
+#: img/s of the reference machine class (2 cores, OpenBLAS's AVX-512 kernels; make bench):
+#: scenario 4's training step, a forward pass, the feature extraction
+SPEED = {"finetune": 8.0, "infer": 13.0, "features": 15.0}
 
-def reproduce(scenario, overrides, data_path, weights, runs_root="runs", seeds=(None,),
+
+def estimate_seconds(configs, data_path, tta):
+    """A rough upper bound of the wall time of training and evaluating ``configs``
+    from nothing on the reference machine class (runs that can be reused cost less)."""
+    with h5py.File(data_path, "r") as f:
+        counts = {split: sum(levels) for split, levels in json.loads(f.attrs["counts"]).items()}
+    evaluation = (counts.get("val", 0) + counts.get("test", 0)) * (4 if tta else 1) / SPEED["infer"]
+    total = 0.0
+    for config in configs:
+        if config["method"] == "finetune":
+            total += config["epochs"] * counts.get("train", 0) / SPEED["finetune"]
+            total += config["epochs"] * counts.get("val", 0) / SPEED["infer"]
+        else:
+            total += sum(counts.values()) / SPEED["features"]
+        total += evaluation + 30  # compiling, bootstraps, plots
+    return total
+
+
+def reproduce(scenarios, overrides, data_path, weights, runs_root="runs", seeds=(None,),
               tta=False, rule=DEFAULT_RULE, resamples=RESAMPLES, progress=True):
-    """Returns (the run directories, the report's HTML path), or None if stopped."""
+    """Train and evaluate each of ``scenarios`` (a name or a list) for each seed; returns
+    (the run directories, the report's HTML path), or None if stopped."""
+    if isinstance(scenarios, str):
+        scenarios = [scenarios]
     configs = [load_scenario(scenario, list(overrides) + (["seed=%d" % s] if s is not None
-                                                          else [])) for s in seeds]
+                                                          else []))
+               for scenario in scenarios for s in seeds]  # all checked before any trains
+    print("reproduce: scenario%s %s, seed%s %s, on %s: at most about %.0f min on a 2-core CPU"
+          % ("s" if len(scenarios) > 1 else "", ", ".join(scenarios),
+             "s" if len(seeds) > 1 else "",
+             ", ".join("the scenario's" if s is None else str(s) for s in seeds), data_path,
+             estimate_seconds(configs, data_path, tta) / 60.0), file=sys.stderr, flush=True)
     runs = []
     for config in configs:
         run = train(config, data_path, weights, runs_root, progress=progress, reuse=True)
         if run is None:
             return None
-        evaluate(run, data_path, tta=tta, rule=rule, resamples=resamples, reuse=True)
+        evaluate(run, data_path, tta=tta, rule=rule, resamples=resamples, reuse=True,
+                 progress=progress)
         runs.append(run)
     return runs, write_report(runs_root, data_path, resamples)

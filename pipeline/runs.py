@@ -28,6 +28,7 @@ def environment(config, data, data_sha1, weights, weights_sha1):
     """What a reviewer needs to rerun: versions, flags, device, inputs and their checksums."""
     import importlib
     import numpy as np
+    from models import blas
     from models.device import describe
     env = {"command": " ".join(sys.argv), "python": platform.python_version(),
            "platform": platform.platform(), "cpus": os.cpu_count(), "numpy": np.__version__}
@@ -39,6 +40,7 @@ def environment(config, data, data_sha1, weights, weights_sha1):
             env[name] = "not installed"
     env.update({"theano_flags": os.environ.get("THEANO_FLAGS", ""),
                 "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "device": describe(),
+                "blas": blas.describe(),
                 "seed": config.get("seed"), "data": os.path.abspath(data), "data_sha1": data_sha1})
     if weights_sha1:
         env.update(weights=os.path.abspath(weights), weights_sha1=weights_sha1)

@@ -7,10 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import models  # noqa: F401,I001  (first: the BLAS kernels and Theano's flags)
 import numpy as np
 import pytest
-
-import models  # noqa: F401  (sets up Theano before anything else)
 from models import googlenet
 from models.caffe_import import caffe_shapes
 from models.caffemodel import spec_to_prototxt, write_caffemodel
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED", ROOT.parent / "shared")).resolve()
 REAL_WEIGHTS = SHARED / "weights" / "bvlc_googlenet_deploy_v1.caffemodel"
 SYNSETS = SHARED / "weights" / "synset_words.txt"
-FUNDUS_SAMPLE = SHARED / "data" / "fundus-sample"
+FUNDUS_SAMPLE = ROOT / "data" / "sample"  # embedded (data/sample/SOURCE.md)
 
 needs_real_weights = pytest.mark.skipif(not REAL_WEIGHTS.exists(),
                                         reason="no real BVLC weights in %s" % REAL_WEIGHTS)

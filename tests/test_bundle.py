@@ -19,7 +19,7 @@ pytestmark = pytest.mark.bundle
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle_out")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.bundle", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "tools.bundle", "--out", str(out)],
                           cwd=str(ROOT), capture_output=True, text=True, timeout=900)
     if proc.returncode != 0 and "apt-get download" in proc.stderr:
         pytest.skip(proc.stderr.strip().splitlines()[-1])

@@ -33,3 +33,22 @@ def test_device_cuda_without_a_gpu_stops_before_preprocessing(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: DEVICE=cuda: "), proc.stderr
     assert not (ROOT / "data" / "processed" / "gpu-check-raw.h5").exists()
+
+
+def test_help_lists_every_target():
+    text = (ROOT / "Makefile").read_text()
+    phony = text[text.index(".PHONY:") + 7:].split("\n\n")[0].replace("\\\n", " ").split()
+    shown = subprocess.run(["make", "-s", "--no-print-directory", "help"], cwd=str(ROOT),
+                           capture_output=True, text=True, timeout=60).stdout
+    missing = [t for t in phony if "make %s " % t not in shown.replace("\n", " \n")
+               and t != "help"]
+    assert len(phony) > 20 and not missing, missing
+
+
+def test_the_default_data_is_the_embedded_sample_and_kaggle_is_asked_for_by_name():
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "reproduce", "WEIGHTS=w"],
+                         cwd=str(ROOT), capture_output=True, text=True, timeout=60).stdout
+    assert "--data data/processed/sample.h5" in dry and "--scenario" not in dry
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "preprocess", "DATA=kaggle"],
+                         cwd=str(ROOT), capture_output=True, text=True, timeout=60).stdout
+    assert "pipeline download --out data/kaggle" in dry

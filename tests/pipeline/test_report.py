@@ -57,3 +57,27 @@ def test_report_across_scenarios(data_h5, tmp_path):  # noqa: F811
     text = readme.read_text()
     assert "the typed table" not in text and "### The post's claims" in text
     assert text.endswith("rest\n")
+
+
+def test_report_uses_each_runs_threshold(data_h5, tmp_path):  # noqa: F811
+    """Runs whose referable DR is level >= 1 (any DR): claims and curves on that truth (the
+    report used level >= 2 in its curves, CV and external rows)."""
+    from sklearn.metrics import roc_auc_score
+    from pipeline.report import group, load_runs, roc_curves
+    from models.fileio import sha1_of
+    runs = [train(load_scenario(s, MINI + ["threshold=1"]), data_h5, runs_root=str(tmp_path),
+                  progress=False) for s in ("4", "scratch")]
+    for run in runs:
+        evaluate(run, data_h5, resamples=50)
+    write_report(tmp_path, data_h5, resamples=50)
+    md = (tmp_path / "report-data.md").read_text()
+    assert "referable DR = level >= 1." in md
+    groups, primary = group(load_runs(tmp_path, sha1_of(data_h5)))
+    by_scenario = {s: groups[label] for s, label in primary.items()}
+    aucs = {}
+    for label, score, truth, _ in roc_curves(by_scenario):
+        levels = by_scenario["4" if label.startswith("4") else "scratch"][0]["predictions"]["levels"]
+        assert (truth == (levels >= 1)).all() and truth.any() and not truth.all()
+        aucs[label[0]] = roc_auc_score(levels >= 1, score)
+    row = re.search(r"4 vs scratch \| ΔAUC ([-+]\d\.\d{3})", md)
+    assert abs(float(row.group(1)) - (aucs["4"] - aucs["s"])) < 1.5e-3

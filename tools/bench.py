@@ -7,7 +7,10 @@ full net with aux heads (loss3 + 0.3 (loss1 + loss2)); finetune_img_s: the same
 with conv1/conv2 frozen (scenario 4). *_compile_s: Theano compile time of each. With PyTorch installed
 (``pip install torch==2.13.0``, CPU build), the same network built from the same
 spec is timed as torch_infer_img_s / torch_train_img_s for comparison.
-finetune_img_s_batchB / peak_rss_mib_batchB: the scenario-4 step at batch 1, 16
+blas=... kernel=...: each OpenBLAS the process loaded, its kernel and who chose it
+(``models.blas``); generic_*: the Theano figures again with OpenBLAS's generic
+kernels forced (``OPENBLAS_CORETYPE=Prescott``), the cost of a BLAS that does not
+know the CPU. finetune_img_s_batchB / peak_rss_mib_batchB: the scenario-4 step at batch 1, 16
 and 64, each in its own process, and that process's peak resident memory.
 With DEVICE=cuda: the same figures prefixed gpu_ at batch 32 and 128, and
 PyTorch's (torch_gpu_*, from any Python that has it with CUDA).
@@ -17,11 +20,11 @@ import json
 import os
 import time
 
+from models import blas, googlenet  # noqa: I001  (first: the BLAS kernels, Theano's flags)
+from models.device import describe, on_gpu, require
+
 import numpy as np
 import theano
-
-from models import googlenet
-from models.device import describe, on_gpu, require
 
 
 def timed(fn, repeats):
@@ -44,7 +47,7 @@ NOTES = {"infer": "", "features": ", pool5/7x7_s1: scenario 1's extraction",
 def bench_theano(batches, repeats, prefix=""):
     """{prefix}infer / features / train / finetune img/s at each of ``batches``, and
     each function's compile time (a fresh cache's first compile is the cold one)."""
-    from .finetune import CLASSIFIERS, compile_training
+    from pipeline.finetune import CLASSIFIERS, compile_training
     net = googlenet.build(googlenet.googlenet_spec(aux_heads=True))
     solver = {"solver": {"base_lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4}}
     compilers = {
@@ -74,8 +77,8 @@ def bench_preprocess(count=48):
     """Kaggle-sized (3888 x 2592) generated JPEGs through ``preprocess``, all cores."""
     import shutil
     import tempfile
-    from .preprocess import preprocess
-    from .synthetic import fundus_image
+    from pipeline.preprocess import preprocess
+    from pipeline.synthetic import fundus_image
     tmp = tempfile.mkdtemp(prefix="drt-bench-")
     try:
         os.makedirs(os.path.join(tmp, "images"))
@@ -151,7 +154,7 @@ def profile(batch, steps=3, top=14):
     """Theano's per-op profile of scenario 4's training step (conv1/conv2 frozen,
     aux heads), summed by op class: a table of share of the step, seconds per
     step and calls per step."""
-    from .finetune import CLASSIFIERS, compile_training
+    from pipeline.finetune import CLASSIFIERS, compile_training
     rng = np.random.RandomState(0)
     x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
     y = rng.randint(0, 2, batch).astype(np.int32)
@@ -186,14 +189,35 @@ def profile(batch, steps=3, top=14):
 
 def train_step_only(batch, repeats):
     """One figure: img/s of the scenario-4 training step at ``batch`` (for scaling)."""
-    from .finetune import CLASSIFIERS, compile_training
+    from pipeline.finetune import CLASSIFIERS, compile_training
     rng = np.random.RandomState(0)
     x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
     y = rng.randint(0, 2, batch).astype(np.int32)
     net = googlenet.build(googlenet.googlenet_spec(2, aux_heads=True))
     step, _, _, _ = compile_training(net, list(CLASSIFIERS), {"solver": {"momentum": 0.9},
                                                              "freeze": ["conv1/", "conv2/"]})
-    print("%.2f" % (batch / timed(lambda: step(x, y, np.ones(batch, np.float32)), repeats)))
+    figure = batch / timed(lambda: step(x, y, np.ones(batch, np.float32)), repeats)
+    print("%.2f %d" % (figure, peak_rss_kib()))
+
+
+def peak_rss_kib():
+    """This process's peak resident memory (VmHWM: of its own address space; the
+    rusage of a child also counts what its parent had when it forked)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def bench_generic_kernel(batch, repeats):
+    """The Theano figures again in a child whose OpenBLAS is forced to its generic
+    ``Prescott`` kernels: what ``models.blas`` saves on this CPU."""
+    import subprocess
+    import sys
+    env = dict(os.environ, OPENBLAS_CORETYPE="Prescott")
+    subprocess.run([sys.executable, "-m", "tools.bench", "--theano-only", "generic_",
+                    "--batch", str(batch), "--repeats", str(repeats)], env=env, check=False)
 
 
 def bench_scaling(batches=(1, 16, 64), repeats=3):
@@ -202,14 +226,14 @@ def bench_scaling(batches=(1, 16, 64), repeats=3):
     import subprocess
     import sys
     for batch in batches:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.bench", "--train-step-only",
-                                 "--batch", str(batch), "--repeats", str(repeats)],
-                                stdout=subprocess.PIPE, text=True)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        figure = out.strip().splitlines()[-1] if status == 0 and out.strip() else "failed"
-        print("finetune_img_s_batch%d=%s peak_rss_mib_batch%d=%.0f" % (
-            batch, figure, batch, usage.ru_maxrss / 1024.0), flush=True)
+        out = subprocess.run([sys.executable, "-m", "tools.bench", "--train-step-only",
+                              "--batch", str(batch), "--repeats", str(repeats)],
+                             stdout=subprocess.PIPE, text=True)
+        last = out.stdout.strip().splitlines()[-1].split() if out.stdout.strip() else []
+        figure, peak = (last[0], "%.0f" % (int(last[1]) / 1024.0)) \
+            if out.returncode == 0 and len(last) == 2 else ("failed", "?")
+        print("finetune_img_s_batch%d=%s peak_rss_mib_batch%d=%s" % (batch, figure, batch, peak),
+              flush=True)
 
 
 def main(argv=None):
@@ -219,10 +243,16 @@ def main(argv=None):
     p.add_argument("--profile", action="store_true",
                    help="only print the per-op profile of a scenario-4 training step")
     p.add_argument("--train-step-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--theano-only", metavar="PREFIX", help=argparse.SUPPRESS)
+    p.add_argument("--no-generic", action="store_true",
+                   help="skip the figures with OpenBLAS's generic kernels forced")
     p.add_argument("--gpu-batches", default="32,128", help="DEVICE=cuda: the batches timed")
     args = p.parse_args(argv)
     if args.train_step_only:
         return train_step_only(args.batch, args.repeats)
+    if args.theano_only:
+        print(blas.summary_line(blas.describe()).replace("blas=", args.theano_only + "blas="))
+        return bench_theano([args.batch], args.repeats, prefix=args.theano_only)
     require()
     if on_gpu():
         print("device=%s" % json.dumps(describe()), flush=True)
@@ -235,11 +265,14 @@ def main(argv=None):
     print("batch=%d floatX=%s blas=%s openmp=%s" % (args.batch, theano.config.floatX,
                                                   theano.config.blas.ldflags or "none",
                                                   theano.config.openmp))
+    print(blas.summary_line(blas.describe()), flush=True)
     if args.profile:
         return profile(args.batch)
     bench_preprocess()
     bench_theano([args.batch], args.repeats)
     bench_torch([args.batch], args.repeats, gpu=False)
+    if not args.no_generic:
+        bench_generic_kernel(args.batch, args.repeats)
     bench_scaling(repeats=args.repeats)
 
 
