@@ -120,15 +120,67 @@ def figures(spec, device, batch, repeats, sync=lambda: None):
     return infer, batch / timed(step)
 
 
+#: op classes shared with ``tools.bench.profile``: (class, substrings of PyTorch op names)
+OP_CLASSES = [("convolution forward", ("convolution", "conv2d")),
+              ("convolution gradients", ("convolution_backward",)),
+              ("pooling", ("pool",)), ("concatenation", ("cat",)),
+              ("inner product", ("addmm", "aten::mm", "linear")),
+              ("softmax, loss", ("softmax", "nll", "cross_entropy"))]
+
+
+def op_class(name):
+    """The class of a PyTorch op; gradients before forwards (their names contain both)."""
+    for label, keys in sorted(OP_CLASSES, key=lambda c: "gradients" not in c[0]):
+        if any(k in name for k in keys):
+            return label
+    return "elementwise (ReLU, bias, LRN, SGD update), other"
+
+
+def profile(spec, batch, steps=3):
+    """The training step's self CPU time by op class (torch.profiler), as Markdown."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    torch.manual_seed(0)
+    x, y = torch.randn(batch, 3, 224, 224) * 50, torch.randint(0, 1000, (batch,))
+    net = TorchNet(spec)
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        z3, z1, z2 = net(x, HEADS)
+        loss = F.cross_entropy(z3, y) + 0.3 * (F.cross_entropy(z1, y) + F.cross_entropy(z2, y))
+        loss.backward()
+        opt.step()
+    step()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    by_class = {}
+    for event in prof.key_averages():
+        label = op_class(event.key)
+        by_class[label] = by_class.get(label, 0.0) + event.self_cpu_time_total / 1e6
+    total = sum(by_class.values())
+    print("PyTorch %s, %d threads: one training step, batch %d, %d steps: %.3f s per step"
+          % (torch.__version__, torch.get_num_threads(), batch, steps, total / steps))
+    print("| op class | share | s per step |")
+    print("|---|---|---|")
+    for label, seconds in sorted(by_class.items(), key=lambda kv: -kv[1]):
+        print("| %s | %.1f %% | %.3f |" % (label, 100 * seconds / total, seconds / steps))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="PyTorch's figures for make bench")
     p.add_argument("--spec", required=True, help="the network as JSON (tools.bench writes it)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--batch", type=int, nargs="+", default=[32, 128])
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--profile", action="store_true",
+                   help="the CPU training step's time by op class instead of the figures")
     args = p.parse_args(argv)
     with open(args.spec) as f:
         spec = spec_from_json(json.load(f))
+    if args.profile:
+        return profile(spec, args.batch[0])
     gpu = args.device.startswith("cuda")
     if gpu and not torch.cuda.is_available():
         print("torch_gpu_infer_img_s=n/a  # torch %s sees no CUDA device" % torch.__version__)

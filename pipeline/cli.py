@@ -88,7 +88,8 @@ def cmd_evaluate(args):
 
 
 def cmd_report(args):
-    from .report import update_readme, write_report
+    from .markdown import update_readme
+    from .report import write_report
     path = write_report(args.runs, args.data, resamples=args.resamples)
     if args.readme:
         update_readme(args.readme, path.with_suffix(".md"))

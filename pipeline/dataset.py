@@ -10,7 +10,7 @@ import numpy as np
 from models.googlenet import to_caffe_input
 
 from .errors import InputError
-from .preprocess import SPLITS, kfold_by_patient, patient_of
+from .splits import SPLITS, kfold_by_patient, patient_of
 
 
 def fold_splits(names, levels, folds, fold, seed=0):

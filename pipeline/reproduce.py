@@ -13,7 +13,8 @@ import h5py
 
 from .config import load_scenario
 from .evaluate import DEFAULT_RULE, evaluate
-from .report import CLAIMS, write_report
+from .claims import CLAIMS
+from .report import write_report
 from .stats import RESAMPLES
 from .train import train
 

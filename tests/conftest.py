@@ -13,6 +13,7 @@ import pytest
 from models import googlenet
 from models.caffe_import import caffe_shapes
 from models.caffemodel import spec_to_prototxt, write_caffemodel
+from pipeline.synthetic import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED", ROOT.parent / "shared")).resolve()
@@ -113,3 +114,11 @@ def fill(directory):
                 f.write(b"\0" * 4096)
         except OSError as e:
             assert e.errno == errno.ENOSPC
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    """A small generated dataset in Kaggle's layout (20 patients, both eyes)."""
+    d = tmp_path_factory.mktemp("synthetic")
+    make_dataset(str(d), patients=20, width=360, height=240, seed=3)
+    return d

@@ -131,8 +131,9 @@ def torch_env():
     return env
 
 
-def bench_torch(batches, repeats, gpu):
-    """PyTorch's figures for the same spec, in its own process (and Python)."""
+def bench_torch(batches, repeats, gpu, profile=False):
+    """PyTorch's figures (or, ``profile``, its training step by op class) for the same
+    spec, in its own process (and Python)."""
     import subprocess
     import tempfile
     python = torch_python(gpu)
@@ -146,7 +147,8 @@ def bench_torch(batches, repeats, gpu):
         script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               "benchmarks", "torch_reference.py")
         subprocess.run([python, script, "--spec", spec, "--device", "cuda" if gpu else "cpu",
-                        "--repeats", str(repeats), "--batch"] + [str(b) for b in batches],
+                        "--repeats", str(repeats), "--batch"] + [str(b) for b in batches]
+                       + (["--profile"] if profile else []),
                        env=torch_env(), check=False)
 
 
@@ -180,11 +182,33 @@ def profile(batch, steps=3, top=14):
     total = sum(t for t, _ in by_op.values())
     print("profile of one scenario-4 training step, batch %d, %d steps: %.3f s per step"
           % (batch, steps, total / steps))
-    print("| op class | share | s per step | calls per step |")
+    print("| op | share | s per step | calls per step |")
     print("|---|---|---|---|")
     for name, (seconds, calls) in sorted(by_op.items(), key=lambda kv: -kv[1][0])[:top]:
         print("| %s | %.1f %% | %.3f | %d |" % (name, 100 * seconds / total, seconds / steps,
                                               calls // steps))
+    by_class = {}
+    for name, (seconds, _) in by_op.items():
+        label = OP_CLASSES.get(name, "elementwise (ReLU, bias, LRN, SGD update), other")
+        by_class[label] = by_class.get(label, 0.0) + seconds
+    print("\nthe same by op class (the classes of benchmarks/torch_reference.py):")
+    print("| op class | share | s per step |")
+    print("|---|---|---|")
+    for label, seconds in sorted(by_class.items(), key=lambda kv: -kv[1]):
+        print("| %s | %.1f %% | %.3f |" % (label, 100 * seconds / total, seconds / steps))
+
+
+#: Theano's op names in the classes PyTorch's profile is summed by
+OP_CLASSES = dict(
+    [("CorrMM", "convolution forward"), ("CorrMM_gradInputs", "convolution gradients"),
+     ("CorrMM_gradWeights", "convolution gradients"), ("Join", "concatenation"),
+     ("Dot22", "inner product"), ("Gemm", "inner product"), ("Dot22Scalar", "inner product"),
+     ("CGemv", "inner product"), ("CGer", "inner product")]
+    + [(op, "pooling") for op in ("CaffeMaxPool", "CaffeMaxPoolGrad", "Pool", "MaxPoolGrad",
+                                  "AveragePoolGrad", "GpuCaffeMaxPool", "GpuCaffeMaxPoolGrad")]
+    + [(op, "softmax, loss") for op in ("CrossentropySoftmaxArgmax1HotWithBias",
+                                        "CrossentropySoftmax1HotWithBiasDx", "Softmax",
+                                        "SoftmaxWithBias", "SoftmaxGrad")])
 
 
 def train_step_only(batch, repeats):
@@ -267,7 +291,8 @@ def main(argv=None):
                                                   theano.config.openmp))
     print(blas.summary_line(blas.describe()), flush=True)
     if args.profile:
-        return profile(args.batch)
+        profile(args.batch)
+        return bench_torch([args.batch], args.repeats, gpu=False, profile=True)
     bench_preprocess()
     bench_theano([args.batch], args.repeats)
     bench_torch([args.batch], args.repeats, gpu=False)

@@ -22,7 +22,7 @@ def atomic_write_bytes(path, data):
 CHANGES = """
 ## Changes made for this repository's copy (`data/sample/`)
 Made by `python -m tools.embed_sample` from the folder described above:
-- resized again, from 1024×680 to **{size}×{height}** (the long side {size} px, Pillow's
+- resized again, from {source} to **{size}×{height}** (the long side {size} px, Pillow's
   Lanczos); the whole frame is kept: no crop, no colour change;
 - re-encoded as JPEG at quality {quality}, without EXIF, XMP or comments;
 - `labels.csv` copied unchanged; `provenance.csv` is not copied (see the source);
@@ -35,10 +35,11 @@ def embed(src, out, size=512, quality=90):
     (out / "images").mkdir(parents=True, exist_ok=True)
     with open(src / "labels.csv", newline="") as f:
         names = [row["image"] for row in csv.DictReader(f)]
-    sums, height = [], None
+    sums, height, source = [], None, None
     for name in names:
         with Image.open(src / "images" / (name + ".jpeg")) as im:
             im = im.convert("RGB")
+            source = source or "%d×%d" % im.size
             scale = size / float(max(im.size))
             small = im.resize((round(im.size[0] * scale), round(im.size[1] * scale)),
                               Image.LANCZOS)
@@ -52,7 +53,7 @@ def embed(src, out, size=512, quality=90):
     atomic_write_bytes(out / "checksums.csv", ("image,sha256\n" + "\n".join(sums) + "\n").encode())
     source = (src / "SOURCE.md").read_text()
     atomic_write_bytes(out / "SOURCE.md", (source.rstrip() + "\n" + CHANGES.format(
-        size=size, height=height, quality=quality)).encode())
+        source=source, size=size, height=height, quality=quality)).encode())
     return len(names)
 
 

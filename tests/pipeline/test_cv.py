@@ -5,7 +5,7 @@ import numpy as np
 
 from pipeline.cv import cross_validate
 from pipeline.dataset import Dataset, fold_splits
-from pipeline.preprocess import kfold_by_patient, patient_of
+from pipeline.splits import kfold_by_patient, patient_of
 from tests.pipeline.test_evaluate import FEATURES_MINI
 from tests.pipeline.test_train import data_h5  # noqa: F401  (module fixture)
 

@@ -67,3 +67,48 @@ def test_an_error_is_raised_at_its_item():
         for i, _ in prefetched(make, range(6)):
             seen.append(i)
     assert seen == [0, 1, 2]
+
+
+def tiny_store(path, images, levels):
+    """A preprocessed file by hand: the layout ``preprocess`` writes (all in train)."""
+    import h5py
+    with h5py.File(path, "w") as f:
+        f["images"] = np.asarray(images, np.uint8)
+        f["level"] = np.asarray(levels, np.int8)
+        f["name"] = np.array(["%d_left" % i for i in range(len(levels))], dtype="S")
+        f["ok"] = np.ones(len(levels), bool)
+        f["split"] = np.zeros(len(levels), np.int8)
+    return str(path)
+
+
+def test_batch_crops_the_centre_rotates_counter_clockwise_and_is_caffes_input(tmp_path):
+    from pipeline.dataset import Dataset
+    image = np.zeros((6, 6, 3), np.uint8)
+    image[1, 4] = (200, 100, 50)  # R, G, B at row 1, column 4: the crop's top right
+    data = Dataset(tiny_store(tmp_path / "d.h5", [image], [3]), "train")
+    x = data.batch([0], 4)
+    assert x.shape == (1, 3, 4, 4)
+    # BGR minus Caffe's mean (104, 117, 123): the pixel keeps its place in the crop
+    np.testing.assert_array_equal(x[0, :, 0, 3], [50 - 104, 100 - 117, 200 - 123])
+    np.testing.assert_array_equal(x[0, :, 1, 1], [-104, -117, -123])
+    turned = data.batch([0], 4, [1])  # a quarter turn counter-clockwise: top right -> top left
+    np.testing.assert_array_equal(turned[0, :, 0, 0], [50 - 104, 100 - 117, 200 - 123])
+    assert (turned[0, :, 0, 3] == [-104, -117, -123]).all()
+    assert data.targets.tolist() == [1] and data.batch([0], 4, [4]).tolist() == x.tolist()
+
+
+def test_balanced_sampling_draws_each_class_half_the_time():
+    from pipeline.dataset import balanced_positions
+    targets = np.array([0] * 90 + [1] * 10)
+    picked = balanced_positions(targets, 20000, np.random.RandomState(0))
+    share = (targets[picked] == 1).mean()
+    assert abs(share - 0.5) < 0.015  # 10 % of the images, half the draws
+    assert set(picked[targets[picked] == 1]) == set(range(90, 100))  # every minority image
+
+
+def test_class_weights_by_hand():
+    from pipeline.dataset import class_weights
+    # N / (K * count): 4 / (2 * 3) and 4 / (2 * 1)
+    np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1]), 2), [2 / 3.0, 2.0])
+    # a class with no image gets 0 and is not counted in K: 3 / (2 * 2), 0, 3 / (2 * 1)
+    np.testing.assert_allclose(class_weights(np.array([0, 0, 2]), 3), [0.75, 0.0, 1.5])

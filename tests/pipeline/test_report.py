@@ -6,19 +6,11 @@ import pytest
 from pipeline.config import load_scenario
 from pipeline.errors import InputError
 from pipeline.evaluate import evaluate
-from pipeline.report import update_readme, verdict, write_report
+from pipeline.claims import verdict
+from pipeline.report import write_report
 from pipeline.train import train
 from tests.pipeline.test_evaluate import FEATURES_MINI
 from tests.pipeline.test_train import MINI, data_h5  # noqa: F401  (module fixture)
-
-
-def test_verdicts():
-    assert verdict("better", 0, [0.01, 0.2]) == "holds"
-    assert verdict("better", 0, [-0.2, -0.01]) == "does not hold"
-    assert verdict("better", 0, [-0.1, 0.1]) == "inconclusive at this size"
-    assert verdict("no worse", 0.05, [-0.04, 0.1]) == "holds"
-    assert verdict("no worse", 0.05, [-0.2, -0.06]) == "does not hold"
-    assert verdict("no worse", 0.05, [-0.1, 0.02]) == "inconclusive at this size"
 
 
 def test_report_across_scenarios(data_h5, tmp_path):  # noqa: F811
@@ -50,20 +42,14 @@ def test_report_across_scenarios(data_h5, tmp_path):  # noqa: F811
     assert page.count("data:image/png;base64,") == 1 + 4  # ROC overlay, fine-tuning curves
     assert page.index("claims</h2>") < page.index("Results per scenario") < \
         page.index("<h2>Runs</h2>")
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n\n<!-- results:begin -->\nthe typed table\n"
-                      "<!-- results:end -->\n\nrest\n")
-    update_readme(readme, tmp_path / "report-data.md")
-    text = readme.read_text()
-    assert "the typed table" not in text and "### The post's claims" in text
-    assert text.endswith("rest\n")
 
 
 def test_report_uses_each_runs_threshold(data_h5, tmp_path):  # noqa: F811
     """Runs whose referable DR is level >= 1 (any DR): claims and curves on that truth (the
     report used level >= 2 in its curves, CV and external rows)."""
     from sklearn.metrics import roc_auc_score
-    from pipeline.report import group, load_runs, roc_curves
+    from pipeline.evaluated_runs import group, load_runs
+    from pipeline.report import roc_curves
     from models.fileio import sha1_of
     runs = [train(load_scenario(s, MINI + ["threshold=1"]), data_h5, runs_root=str(tmp_path),
                   progress=False) for s in ("4", "scratch")]

@@ -1,0 +1,95 @@
+"""The evaluated runs of one dataset, as the report reads them: finished runs with their
+config, environment, evaluation and predictions; grouped by scenario and overrides;
+cross-validation summaries; external evaluations."""
+import csv
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .config import flatten, load_scenario
+from .errors import InputError
+
+
+def load_runs(runs_root, data_sha1):
+    """Every finished run of ``runs_root`` evaluated on its own data with SHA1
+    ``data_sha1``: dicts of dir, config, env, evaluation, predictions."""
+    runs = []
+    for run_dir in sorted(p for p in Path(runs_root).iterdir()
+                          if p.is_dir() and not p.is_symlink()):
+        paths = [run_dir / n for n in ("DONE", "config.json", "environment.json",
+                                       "evaluation.json", "predictions.npz")]
+        if not all(p.exists() for p in paths):
+            continue
+        evaluation = json.loads(paths[3].read_text())
+        if evaluation.get("settings", {}).get("data_sha1") != data_sha1 or evaluation["external"]:
+            continue
+        with np.load(paths[4]) as npz:
+            predictions = {k: npz[k] for k in npz.files}
+        runs.append({"dir": run_dir, "config": json.loads(paths[1].read_text()),
+                     "env": json.loads(paths[2].read_text()), "evaluation": evaluation,
+                     "predictions": predictions})
+    return runs
+
+
+def overrides_of(config):
+    """``key=value`` of what ``config`` changes in its scenario file (seed and folds
+    aside: those are what repeats a run)."""
+    try:
+        base = flatten(load_scenario(config["scenario"]))
+    except InputError:
+        return ("scenario file gone",)
+    ours = flatten(config)
+    return tuple(sorted("%s=%s" % (k, json.dumps(v)) for k, v in ours.items()
+                        if k not in ("seed", "fold", "folds") and base.get(k) != v))
+
+
+def group(runs):
+    """{label: runs of one scenario with the same overrides, by seed} on the file's
+    own split (cross-validation folds apart), and {scenario: the label of its group
+    with the fewest overrides}: the one the claims are decided on."""
+    out = {}
+    for run in runs:
+        if "folds" not in run["config"]:
+            changed = overrides_of(run["config"])
+            label = run["config"]["scenario"] + (" [%s]" % ", ".join(changed) if changed else "")
+            out.setdefault(label, (len(changed), []))[1].append(run)
+    for _, members in out.values():
+        members.sort(key=lambda r: (r["config"].get("seed", 0), r["dir"].name))
+    primary = {}
+    for label, (changes, members) in sorted(out.items(), key=lambda kv: kv[1][0]):
+        primary.setdefault(members[0]["config"]["scenario"], label)
+    return {label: members for label, (_, members) in out.items()}, primary
+
+
+def load_cv(runs_root, data_sha1):
+    out = {}
+    for path in sorted(Path(runs_root).glob("cv-*/summary.json")):
+        summary = json.loads(path.read_text())
+        if summary["data_sha1"] == data_sha1 and (path.parent / "oof_predictions.npz").exists():
+            with np.load(path.parent / "oof_predictions.npz") as npz:
+                out.setdefault(summary["scenario"], {"summary": summary, "dir": path.parent,
+                                                     "oof": {k: npz[k] for k in npz.files}})
+    return out
+
+
+def load_external(runs):
+    """{dataset name: [(run, its external evaluation, the directory of it)]}."""
+    out = {}
+    for run in runs:
+        for path in sorted(run["dir"].glob("external/*/evaluation.json")):
+            out.setdefault(path.parent.name, []).append(
+                (run, json.loads(path.read_text()), path.parent))
+    return out
+
+
+def data_summary(data_path):
+    with h5py.File(data_path, "r") as f:
+        return (json.loads(f.attrs["counts"]), json.loads(f.attrs.get("failed", "[]")),
+                f.attrs.get("source"), int(f["ok"][:].sum()))
+
+
+def train_seconds(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return sum(float(r["seconds"]) for r in csv.DictReader(f))

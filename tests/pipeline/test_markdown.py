@@ -1,0 +1,30 @@
+"""pipeline.markdown: the HTML of the report's Markdown subset; the README rewriter."""
+import pytest
+
+from pipeline.errors import InputError
+from pipeline.markdown import markdown_to_html, update_readme
+
+
+def test_the_subset_by_hand(tmp_path):
+    text = "# Title\n\n| a | b |\n|---|---|\n| **1** | `x<y` |\n\n- item\n*note*\n"
+    assert markdown_to_html(text, tmp_path) == "\n".join([
+        "<h1>Title</h1>", "<table>", "<tr><th>a</th><th>b</th></tr>",
+        "<tr><td><strong>1</strong></td><td><code>x&lt;y</code></td></tr>", "</table>",
+        "<li>item</li>", "<p><em>note</em></p>"])
+
+
+def test_the_readme_gets_the_measured_part_between_its_markers(tmp_path):
+    report = tmp_path / "report-data.md"
+    report.write_text("# Report\n\n## The post's claims\n\n| c |\n\n![roc](x.png)\n\n"
+                      "## Results per scenario\n\ntable\n\n## Every run\n\nnot this\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- results:begin -->\nthe typed table\n"
+                      "<!-- results:end -->\n\nrest\n")
+    update_readme(readme, report)
+    text = readme.read_text()
+    assert "the typed table" not in text and "### The post's claims" in text
+    assert "### Results per scenario" in text and "not this" not in text and "x.png" not in text
+    assert text.endswith("rest\n")
+    readme.write_text("# no markers\n")
+    with pytest.raises(InputError, match="no <!-- results:begin --> ... <!-- results:end -->"):
+        update_readme(readme, report)
