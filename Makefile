@@ -37,7 +37,7 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
 .PHONY: install test test-gpu test-bundle bundle device-check bench profile weights forward classify clean-cache help \
-        download preprocess train evaluate report results cv reproduce demo sweep test-slurm
+        download preprocess train evaluate predict report results cv reproduce demo sweep test-slurm
 
 help:
 	@echo "the chain (DATA=data/sample by default; DATA=kaggle downloads; DATA=dir any folder):"
@@ -48,6 +48,7 @@ help:
 	@echo "  make weights     download the BVLC GoogLeNet weights to $(WEIGHTS)"
 	@echo "  make train       SCENARIO=4 [SEEDS=0,1,2 LR=0.0005 EPOCHS=20 SET='key=value ...']"
 	@echo "  make evaluate    [RUN=runs/4-latest DATA=other_dir: external validation] [TTA=0]"
+	@echo "  make predict     RUN=runs/4-latest IMAGES='dir a.jpeg' [OUT=f.csv HEATMAPS=dir]: screen"
 	@echo "  make report      the reproduction report of every evaluated run of DATA"
 	@echo "  make results     rewrite the README's result tables from the runs"
 	@echo "  make cv          SCENARIO=1 FOLDS=5: cross-validation by patient"
@@ -146,6 +147,11 @@ train: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 # RUN=runs/4-latest DATA=other_dir: external validation on every image of other_dir
 evaluate: $(DEVICE_CHECK) $(DATASET) | $(STAMP)
 	$(PY) -m pipeline evaluate --run $(RUN) --data $(DATASET) --reuse $(STATS_ARGS)
+
+# RUN=runs/4-latest IMAGES='folder a.jpeg' [OUT=file.csv] [HEATMAPS=dir]: screen new images
+predict: $(DEVICE_CHECK) | $(STAMP)
+	$(PY) -m pipeline predict --run $(RUN) $(IMAGES) $(if $(OUT),--out $(OUT)) \
+	  $(if $(HEATMAPS),--heatmaps $(HEATMAPS))
 
 report: $(DATASET) | $(STAMP)
 	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET)

@@ -105,6 +105,15 @@ def cmd_cv(args):
     return 0 if done is not None else 130
 
 
+def cmd_predict(args):
+    from .predict import predict_files
+    out, scored, skipped, rate = predict_files(args.run, args.paths, args.out, args.heatmaps)
+    print("predict: %d images scored, %d files skipped, %.1f img/s%s; %s" % (
+        scored, skipped, rate, " with heatmaps in %s" % args.heatmaps if args.heatmaps else "",
+        out))
+    return 1 if skipped else 0
+
+
 def cmd_reproduce(args):
     from .reproduce import CLAIM_SCENARIOS, reproduce
     scenarios = args.scenario.replace(",", " ").split() if args.scenario else CLAIM_SCENARIOS
@@ -273,6 +282,15 @@ def parser():
     sw.add_argument("--partition")
     sw.set_defaults(func=cmd_sweep)
 
+    pr = sub.add_parser("predict", help="screen new fundus images with a trained, evaluated "
+                                        "run: a CSV, and heatmaps")
+    pr.add_argument("--run", required=True)
+    pr.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    pr.add_argument("--out", help="the CSV (default: predictions-<run>.csv)")
+    pr.add_argument("--heatmaps", metavar="DIR",
+                    help="a PNG per image: the referable class's activation map over it")
+    pr.set_defaults(func=cmd_predict)
+
     rp = sub.add_parser("reproduce", help="train (or reuse) each scenario per seed, evaluate, "
                                           "report")
     add_training(rp)
@@ -285,7 +303,7 @@ def parser():
 
 
 #: the commands that run Theano functions: DEVICE=cuda must be usable before they start
-COMPUTING = {"forward", "classify", "train", "evaluate", "cv", "reproduce"}
+COMPUTING = {"forward", "classify", "train", "evaluate", "cv", "reproduce", "predict"}
 
 
 def main(argv=None):

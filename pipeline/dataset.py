@@ -68,17 +68,27 @@ class Dataset(object):
         return self.file["images"][unique][inverse]
 
     def batch(self, positions, crop, rotations=None):
-        """Caffe input (N x 3 x crop x crop, BGR minus mean) of a centre ``crop``,
-        each image rotated by ``rotations[i]`` quarter turns (counter-clockwise)."""
-        images = self.images(positions)
-        off = (images.shape[1] - crop) // 2
-        images = images[:, off:off + crop, off:off + crop]
-        if rotations is not None:
-            images = np.stack([np.rot90(im, k) for im, k in zip(images, rotations)])
-        return to_caffe_input(images)
+        """``caffe_batch`` of the images at ``positions``."""
+        return caffe_batch(self.images(positions), crop, rotations)
 
     def close(self):
         self.file.close()
+
+
+def centre_crop(images, crop):
+    """The centre ``crop`` x ``crop`` of N x S x S x 3 images."""
+    off = (images.shape[1] - crop) // 2
+    return images[:, off:off + crop, off:off + crop]
+
+
+def caffe_batch(images, crop, rotations=None):
+    """Caffe input (N x 3 x crop x crop, BGR minus mean) of the centre ``crop`` of
+    N x S x S x 3 uint8 RGB images, each rotated by ``rotations[i]`` quarter turns
+    (counter-clockwise)."""
+    images = centre_crop(np.asarray(images), crop)
+    if rotations is not None:
+        images = np.stack([np.rot90(im, k) for im, k in zip(images, rotations)])
+    return to_caffe_input(images)
 
 
 def open_split(path, split, config):

@@ -160,7 +160,7 @@ def finetune(config, data_path, built, run_dir, progress=True):
                    "lr": learning_rate(solver, (epoch + 1) * iterations - 1),
                    "train_loss": sums[0] / sums[2], "train_accuracy": sums[1] / sums[2],
                    "data_wait": round(waited / max(time.perf_counter() - steps_start, 1e-9), 4)}
-            row.update(validation_row(predict(infer, val, crop), val, config))
+            row.update(validation_row(predict(infer, val, crop, progress=False), val, config))
             row["seconds"] = round(time.time() - start, 1)
             rows.append(row)
             print("epoch %d: %s" % (epoch + 1, ", ".join(

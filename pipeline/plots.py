@@ -91,3 +91,25 @@ def plot_confusion(matrix, labels, path, title=""):
     ax.set_ylabel("true")
     ax.set_title("confusion matrix %s" % title)
     _save(fig, path)
+
+
+def upsample_map(cam, size):
+    """A H x W map bilinearly resized to ``size`` x ``size`` (cell centres aligned)."""
+    from PIL import Image
+    return np.asarray(Image.fromarray(np.asarray(cam, np.float32), mode="F").resize(
+        (size, size), Image.BILINEAR))
+
+
+def plot_heatmap(rgb, cam, path, title):
+    """The S x S x 3 RGB crop with the class-activation map ``cam`` (H x W, upsampled to
+    S x S) over it, and the map's colour scale as a legend."""
+    fig, ax = plt.subplots(figsize=(4.4, 3.8))
+    ax.imshow(rgb)
+    limit = float(np.abs(cam).max()) or 1.0
+    shown = ax.imshow(upsample_map(cam, rgb.shape[0]), cmap="RdBu_r", vmin=-limit, vmax=limit,
+                      alpha=0.45)
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label("referable-class map (logit units)", fontsize="small")
+    ax.set_title(title, fontsize="small")
+    ax.axis("off")
+    _save(fig, path)

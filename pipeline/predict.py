@@ -1,0 +1,175 @@
+"""Predict: screen new fundus images with a trained, evaluated run.
+
+Each image is preprocessed as the run's training data was (retina crop, size,
+local contrast normalisation when the run's data had it), centre-cropped as the
+run's network expects, and scored with the run's evaluation's test-time
+augmentation. The CSV has, per image: ``image`` (the file's path), ``p_referable``
+(P(referable DR)), ``referable`` (1 at or above the cut the run chose on its
+validation split), for a 5-level run ``grade`` (the expected level) and
+``p_level0..4``, and ``patient_referable`` (1 if either eye is referable) where
+both ``<id>_left`` and ``<id>_right`` of a patient are given.
+
+``--heatmaps DIR``: per image a PNG of the cropped fundus with the class-activation
+map of the referable class over it (``models.cam``; from the unrotated image).
+
+A run that is unfinished, not evaluated, of the mini network, or whose model does
+not fit its config is one line and exit 2 before any image is read; an unreadable
+or non-image file is reported by name, skipped and counted (exit 1).
+"""
+import csv
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from models import googlenet
+from models.cam import compile_cam, referable_rows
+from models.fileio import atomic_write_bytes
+from models.model_io import load_model
+
+from .config import num_classes
+from .dataset import caffe_batch, centre_crop
+from .errors import InputError
+from .evaluate import rotations
+from .images import load_image
+from .labels import IMAGE_EXTS
+from .metrics import referable_score
+from .splits import patient_of
+
+
+def load_run(run_dir):
+    """(config, evaluation, preprocessing {size, lcn}, spec, input shape, net) of a finished,
+    evaluated run, each problem an InputError naming the file."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise InputError("%s: not a run directory (no config.json)" % run_dir)
+    if not (run_dir / "DONE").exists():
+        raise InputError("%s: unfinished run (no DONE): finish it with make train first" % run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    if config.get("network") == "mini":
+        raise InputError("%s: a run of the mini network (for tests), not a screening model"
+                         % run_dir)
+    if not (run_dir / "evaluation.json").exists():
+        raise InputError("%s: not evaluated, so no operating point: run make evaluate RUN=%s"
+                         % (run_dir, run_dir))
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    env = json.loads((run_dir / "environment.json").read_text())
+    try:
+        with h5py.File(env["data"], "r") as f:
+            preprocessing = {"size": int(f.attrs["size"]), "lcn": bool(f.attrs["lcn"])}
+    except (OSError, KeyError) as e:
+        raise InputError("%s: the run's training data %s cannot be read (%s): its "
+                         "preprocessing is unknown" % (run_dir, env["data"], e))
+    spec, input_shape, net = load_model(str(run_dir / "model.npz"))
+    outputs = net["loss3/classifier"].output_shape[1]
+    if outputs != num_classes(config) or input_shape[1] != config["crop"]:
+        raise InputError("%s: the model (%d outputs, crop %d) does not fit config.json (target "
+                         "%s, crop %d)" % (run_dir / "model.npz", outputs, input_shape[1],
+                                           config["target"], config["crop"]))
+    return config, evaluation, preprocessing, spec, input_shape, net
+
+
+def image_files(paths):
+    """(images, others): the image files among ``paths`` (files, or folders walked in
+    sorted order), and the files that are not images."""
+    images, others = [], []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                found = [os.path.join(root, f) for f in sorted(files) if not f.startswith(".")]
+                for f in found:
+                    (images if f.lower().endswith(IMAGE_EXTS) else others).append(f)
+        elif os.path.isfile(path):
+            (images if path.lower().endswith(IMAGE_EXTS) else others).append(path)
+        else:
+            raise InputError("%s: no such file or folder" % path)
+    return images, others
+
+
+def patient_decisions(names, decided):
+    """{image stem: 1/0} for the images whose fellow eye is given too: 1 if either eye
+    is referable."""
+    stems = [os.path.splitext(os.path.basename(n))[0] for n in names]
+    eyes = {}
+    for stem, d in zip(stems, decided):
+        if stem.endswith(("_left", "_right")):
+            eyes.setdefault(patient_of(stem), []).append((stem, d))
+    return {stem: int(any(d for _, d in pair)) for pair in eyes.values() if len(pair) == 2
+            for stem, _ in pair}
+
+
+def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progress=True):
+    """Writes the CSV (``out``, default ``predictions-<run>.csv``) and, with ``heatmaps``,
+    one PNG per image; returns (the CSV path, images scored, files skipped, img/s)."""
+    config, evaluation, prep, spec, input_shape, net = load_run(run_dir)
+    files, skipped = image_files(paths)
+    for other in skipped:
+        print("predict: skipped %s: not an image file" % other, file=sys.stderr)
+    out = Path(out or "predictions-%s.csv" % Path(run_dir).resolve().name)
+    crop, turns = input_shape[1], rotations(evaluation["settings"]["tta"])
+    threshold = config.get("threshold", 2)
+    fn = googlenet.compile_forward(net, ["prob"])
+    rows = referable_rows(num_classes(config), threshold)
+    cam_fn = compile_cam(net, spec, rows) if heatmaps else None
+    if heatmaps:
+        from .plots import plot_heatmap
+        os.makedirs(heatmaps, exist_ok=True)
+    names, probs, failed = [], [], len(skipped)
+    start = time.perf_counter()
+    with tqdm(total=len(files), unit="img", desc="predict", disable=not progress) as bar:
+        for begin in range(0, len(files), batch_size):
+            chunk, images = [], []
+            for path in files[begin:begin + batch_size]:
+                try:
+                    images.append(load_image(path, prep["size"], prep["lcn"]))
+                    chunk.append(path)
+                except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for bad files
+                    tqdm.write("predict: skipped unreadable image %s: %s" % (path, e),
+                               file=sys.stderr)
+                    failed += 1
+            bar.update(len(files[begin:begin + batch_size]))
+            if not chunk:
+                continue
+            images = np.stack(images)
+            p = np.mean([fn(caffe_batch(images, crop, np.full(len(chunk), t // 90)))[0]
+                         for t in turns], axis=0)
+            names += chunk
+            probs.append(p)
+            if heatmaps:
+                maps, logits = cam_fn(caffe_batch(images, crop))
+                for path, rgb, cam, score in zip(chunk, centre_crop(images, crop), maps,
+                                                 referable_score(p, config["target"], threshold)):
+                    stem = os.path.splitext(os.path.basename(path))[0]
+                    plot_heatmap(rgb, cam, os.path.join(heatmaps, stem + ".png"),
+                                 "%s: P(referable) %.3f" % (stem, score))
+    seconds = time.perf_counter() - start
+    probs = np.concatenate(probs) if probs else np.zeros((0, num_classes(config)))
+    write_csv(out, names, probs, config, evaluation["operating_point"]["cut"])
+    return out, len(names), failed, len(names) / seconds if seconds else 0.0
+
+
+def write_csv(out, names, probs, config, cut):
+    score = referable_score(probs, config["target"], config.get("threshold", 2))
+    decided = score >= cut
+    patients = patient_decisions(names, decided)
+    levels = config["target"] == "levels"
+    header = ["image", "p_referable", "referable"]
+    header += ["grade"] + ["p_level%d" % k for k in range(5)] if levels else []
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header + ["patient_referable"])
+    for name, s, d, p in zip(names, score, decided, probs):
+        row = [name, "%.6f" % s, int(d)]
+        if levels:
+            row += ["%.4f" % float(np.dot(np.arange(5), p))] + ["%.6f" % v for v in p]
+        stem = os.path.splitext(os.path.basename(name))[0]
+        writer.writerow(row + [patients.get(stem, "")])
+    atomic_write_bytes(out, text.getvalue().encode())
+

@@ -1,0 +1,95 @@
+"""models.cam: the referable class's map is exact, and it finds a lesion it was trained on."""
+import numpy as np
+import pytest
+
+from models import googlenet
+from models.cam import bias_of, cam_layers, compile_cam, referable_rows
+from models.googlenet import UnknownLayer
+
+
+@pytest.mark.parametrize("network, num_classes, size", [("googlenet", 2, 224), ("mini", 5, 64)])
+def test_the_maps_mean_plus_the_bias_is_the_logit_the_network_computes(network, num_classes,
+                                                                       size):
+    spec = googlenet.NETWORKS[network](num_classes)
+    net = googlenet.build(spec, input_shape=(3, size, size))
+    for layer in googlenet.param_layers(net):  # a bias that a wrong row would show
+        layer.b.set_value(np.random.RandomState(1).normal(0, 0.5, layer.b.get_value().shape)
+                          .astype(np.float32))
+    x = np.random.RandomState(0).normal(0, 50, (3, 3, size, size)).astype(np.float32)
+    rows = referable_rows(num_classes)
+    maps, logits = compile_cam(net, spec, rows)(x)
+    assert maps.shape == ((3, 7, 7) if network == "googlenet" else maps.shape) and maps.ndim == 3
+    # the logits of the deploy net, computed separately
+    z = googlenet.compile_forward(net, ["loss3/classifier"])(x)[0]
+    z = z[:, rows[0]].mean(axis=1) - z[:, rows[1]].mean(axis=1)  # log-odds for binary
+    np.testing.assert_allclose(logits, z, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(maps.mean(axis=(1, 2)) + bias_of(net, rows), z, rtol=1e-4,
+                               atol=1e-4)
+    assert np.abs(maps.mean(axis=(1, 2))).max() > 1e-3  # not trivially zero
+
+
+def test_the_pooled_blob_is_found_through_dropout():
+    assert cam_layers(googlenet.googlenet_spec(2)) == ("inception_5b/output", "pool5/7x7_s1")
+    assert referable_rows(2) == ([1], [0]) and referable_rows(5, 3) == ([3, 4], [0, 1, 2])
+    spec = googlenet.googlenet_spec(2)
+    spec[-2] = spec[-2]._replace(bottom=("inception_5b/output",))  # no pool in between
+    with pytest.raises(UnknownLayer, match="does not follow a global average pool"):
+        cam_layers(spec)
+
+
+def blob_store(path, n=240, size=72, seed=0):
+    """A preprocessed file by hand: fundus-coloured noise filling the frame; level 3 images
+    carry one dark red blob (radius 5) at a random place, level 0 images none. Returns
+    the file and each image's blob centre (None for level 0)."""
+    import h5py
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[:size, :size]
+    images, levels, centres = [], [], []
+    for i in range(n):
+        image = np.empty((size, size, 3), np.float32)
+        image[:] = (170, 90, 50)
+        image += rng.normal(0, 8, image.shape)
+        if i % 2:
+            cy, cx = rng.randint(12, size - 12, 2)
+            image[(yy - cy) ** 2 + (xx - cx) ** 2 < 25] = (60, 10, 10)
+            centres.append((cy, cx))
+        else:
+            centres.append(None)
+        images.append(np.clip(image, 0, 255).astype(np.uint8))
+        levels.append(3 if i % 2 else 0)
+    with h5py.File(path, "w") as f:
+        f["images"] = np.stack(images)
+        f["level"] = np.array(levels, np.int8)
+        f["name"] = np.array(["%d_%s" % (i // 2, ("left", "right")[i % 2]) for i in range(n)],
+                             dtype="S")
+        f["ok"] = np.ones(n, bool)
+        f["split"] = np.array([0] * int(n * 0.7) + [1] * (n - int(n * 0.7)), np.int8)
+        f.attrs.update(size=size, lcn=False, counts="{}")
+    return str(path), centres
+
+
+def test_a_model_trained_on_lesions_looks_at_them(tmp_path):
+    """A known answer: the map's maximum falls on the blob (within one map cell of its
+    centre) on most positive validation images, over two seeds of data and training."""
+    from models.model_io import load_model
+    from pipeline.config import load_scenario
+    from pipeline.dataset import Dataset
+    from pipeline.train import train
+    inside = total = 0
+    for seed in (0, 1):
+        data, centres = blob_store(tmp_path / ("blobs%d.h5" % seed), seed=seed)
+        config = load_scenario("4", ["network=mini", "crop=64", "init=random", "epochs=12",
+                                     "batch_size=16", "freeze=[]", "seed=%d" % seed,
+                                     "solver.base_lr=0.0003", 'solver.lr_policy="fixed"'])
+        run = train(config, data, runs_root=str(tmp_path / "runs"), progress=False)
+        spec, input_shape, net = load_model(str(run / "model.npz"))
+        val = Dataset(data, "val")
+        positives = [k for k, i in enumerate(val.index) if centres[i] is not None]
+        maps, _ = compile_cam(net, spec, referable_rows(2))(val.batch(positives, 64))
+        cell = 64.0 / maps.shape[1]  # a map cell's extent in the crop
+        for k, cam in zip(positives, maps):
+            cy, cx = np.subtract(centres[val.index[k]], 4)  # the centre crop of 64 from 72
+            y, x = np.unravel_index(np.argmax(cam), cam.shape)
+            inside += abs((y + 0.5) * cell - cy) <= cell and abs((x + 0.5) * cell - cx) <= cell
+            total += 1
+    assert inside >= 0.7 * total, (inside, total)
