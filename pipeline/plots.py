@@ -113,3 +113,25 @@ def plot_heatmap(rgb, cam, path, title):
     ax.set_title(title, fontsize="small")
     ax.axis("off")
     _save(fig, path)
+
+
+def plot_gallery(rows, path, title):
+    """A grid of heatmaps: ``rows`` is a list of (row label, [(rgb, cam, caption)]), one
+    row per kind of case; each panel has its own symmetric colour scale."""
+    width = max(len(items) for _, items in rows)
+    fig, axes = plt.subplots(len(rows), width, figsize=(3.0 * width, 3.2 * len(rows)),
+                             squeeze=False)
+    for r, (label, items) in enumerate(rows):
+        for c in range(width):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c >= len(items):
+                continue
+            rgb, cam, caption = items[c]
+            limit = float(np.abs(cam).max()) or 1.0
+            ax.imshow(rgb)
+            ax.imshow(upsample_map(cam, rgb.shape[0]), cmap="RdBu_r", vmin=-limit,
+                      vmax=limit, alpha=0.45)
+            ax.set_title("%s\n%s" % (label, caption), fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    _save(fig, path)

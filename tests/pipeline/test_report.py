@@ -67,3 +67,13 @@ def test_report_uses_each_runs_threshold(data_h5, tmp_path):  # noqa: F811
         aucs[label[0]] = roc_auc_score(levels >= 1, score)
     row = re.search(r"4 vs scratch \| ΔAUC ([-+]\d\.\d{3})", md)
     assert abs(float(row.group(1)) - (aucs["4"] - aucs["s"])) < 1.5e-3
+
+
+def test_gallery_cases_by_hand():
+    from pipeline.report import gallery_cases
+    score = [0.9, 0.8, 0.2, 0.1, 0.7, 0.3, 0.95, 0.05]
+    truth = [1, 1, 1, 0, 0, 0, 1, 1]
+    cases = gallery_cases(score, truth, cut=0.5)
+    assert cases["true positive"] == [0, 1, 6] and cases["false positive"] == [4]
+    assert cases["false negative"] == [2, 7]  # the right kinds, each at most three
+    assert gallery_cases(score, truth, 0.5) == cases  # a fixed seed

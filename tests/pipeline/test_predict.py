@@ -1,0 +1,110 @@
+"""predict: the same scores as evaluate on the same images, per-patient decisions,
+heatmaps, and each bad input refused before any image is read."""
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import load_scenario
+from pipeline.evaluate import evaluate
+from pipeline.preprocess import preprocess
+from pipeline.train import train
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(synthetic_dir, tmp_path_factory):
+    """A GoogLeNet run (scenario 3's linear classifier on inception_4a, random weights)
+    on the generated fundus images, evaluated on its test split."""
+    d = tmp_path_factory.mktemp("predict")
+    preprocess(str(synthetic_dir), str(d / "data.h5"), size=256, progress=False)
+    run = train(load_scenario("3", ["init=random"]), str(d / "data.h5"),
+                runs_root=str(d / "runs"), progress=False)
+    evaluate(run, str(d / "data.h5"), resamples=50, progress=False)
+    return run
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_on_a_folder_gives_evaluates_scores(evaluated_run, synthetic_dir, tmp_path,
+                                                    capsys):
+    with np.load(evaluated_run / "predictions.npz") as p:
+        names, scores = list(p["names"]), p["score"]
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(synthetic_dir / "images" / (name + ".jpeg"), folder)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(evaluated_run), str(folder), "--out", str(out),
+                 "--heatmaps", str(tmp_path / "maps")]) == 0
+    assert "%d images scored, 0 files skipped" % len(names) in capsys.readouterr().out
+    rows = {r["image"].rsplit("/", 1)[1][:-5]: r for r in read_csv(out)}
+    assert sorted(rows) == sorted(names)
+    got = np.array([float(rows[n]["p_referable"]) for n in names])
+    np.testing.assert_allclose(got, scores, atol=2e-6)
+    cut = json.loads((evaluated_run / "evaluation.json").read_text())["operating_point"]["cut"]
+    assert [int(rows[n]["referable"]) for n in names] == [int(s >= cut) for s in scores]
+    for n in names:  # either eye referable: the patient is
+        eye = "right" if n.endswith("_left") else "left"
+        other = n.rsplit("_", 1)[0] + "_" + eye
+        expected = str(max(int(rows[n]["referable"]), int(rows[other]["referable"]))) \
+            if other in rows else ""
+        assert rows[n]["patient_referable"] == expected
+    pngs = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert pngs == sorted(n + ".png" for n in names)
+    assert (tmp_path / "maps" / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unreadable_and_non_image_files_are_named_skipped_and_counted(evaluated_run,
+                                                                      synthetic_dir, tmp_path,
+                                                                      capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(synthetic_dir / "images" / "1_left.jpeg", folder)
+    (folder / "2_left.jpeg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    (folder / "notes.txt").write_text("hello")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(evaluated_run), str(folder), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "1 images scored, 2 files skipped" in captured.out
+    assert "skipped unreadable image %s" % (folder / "2_left.jpeg") in captured.err
+    assert "skipped %s: not an image file" % (folder / "notes.txt") in captured.err
+    assert [r["image"] for r in read_csv(out)] == [str(folder / "1_left.jpeg")]
+
+
+def broken(run, tmp_path, change):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    change(copy)
+    return copy
+
+
+def edit_config(**values):
+    def change(run):
+        config = json.loads((run / "config.json").read_text())
+        config.update(values)
+        (run / "config.json").write_text(json.dumps(config))
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda run: (run / "DONE").unlink(), "unfinished run (no DONE)"),
+    (lambda run: (run / "evaluation.json").unlink(), "not evaluated, so no operating point"),
+    (edit_config(network="mini"), "a run of the mini network"),
+    (edit_config(crop=200), "model.npz: the model (2 outputs, crop 224) does not fit "
+                            "config.json (target binary, crop 200)"),
+    (edit_config(target="levels"), "does not fit config.json (target levels"),
+])
+def test_a_run_that_cannot_screen_is_one_line_before_any_image(evaluated_run, tmp_path,
+                                                               capsys, change, message):
+    run = broken(evaluated_run, tmp_path, change)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(run), str(tmp_path / "nowhere.jpeg"), "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not out.exists(), err
