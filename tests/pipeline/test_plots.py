@@ -1,0 +1,23 @@
+"""pipeline.plots: the heatmap's upsampling by hand, and the PNGs it writes."""
+import numpy as np
+
+from pipeline.plots import plot_gallery, plot_heatmap, upsample_map
+
+
+def test_upsampling_keeps_a_constant_and_the_order_of_cells():
+    np.testing.assert_allclose(upsample_map(np.full((7, 7), 2.5), 224), 2.5, rtol=1e-6)
+    up = upsample_map(np.array([[0.0, 1.0], [0.0, 1.0]]), 8)
+    assert up.shape == (8, 8)
+    assert (up[:, 0] == 0).all() and (up[:, -1] == 1).all()  # the cell centres' values
+    assert (np.diff(up[3]) >= 0).all()  # monotone between them
+
+
+def test_heatmap_and_gallery_are_pngs(tmp_path):
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    cam = np.arange(16, dtype=np.float32).reshape(4, 4) - 8
+    plot_heatmap(rgb, cam, str(tmp_path / "h.png"), "one")
+    plot_gallery([("true positive", [(rgb, cam, "a")]), ("false negative", [(rgb, -cam, "b"),
+                                                                          (rgb, cam, "c")])],
+                 str(tmp_path / "g.png"), "two")
+    for name in ("h.png", "g.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
