@@ -37,12 +37,14 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
 .PHONY: install test test-gpu test-bundle bundle device-check bench profile weights forward classify clean-cache help \
-        download preprocess train evaluate predict report results cv reproduce demo sweep test-slurm
+        download preprocess train evaluate predict report results cv reproduce reproduce-plan \
+        demo sweep test-slurm
 
 help:
 	@echo "the chain (DATA=data/sample by default; DATA=kaggle downloads; DATA=dir any folder):"
 	@echo "  make reproduce   every scenario of the claims -> evaluate -> report"
 	@echo "                   [WEIGHTS=file.caffemodel SCENARIO='1 2 3 4 scratch' SEEDS=0,1]"
+	@echo "  make reproduce-plan  only the line saying what reproduce would run, how long"
 	@echo "  make download    DATA=kaggle: Kaggle's training set into data/kaggle"
 	@echo "  make preprocess  DATA -> data/processed/<name>.h5"
 	@echo "  make weights     download the BVLC GoogLeNet weights to $(WEIGHTS)"
@@ -163,11 +165,15 @@ results: $(DATASET) | $(STAMP)
 cv: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS)
 
-# every scenario the claims need (1 2 3 4 scratch) unless SCENARIO= names some
-reproduce: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
-	$(PY) -m pipeline reproduce $(subst --scenario $(SCENARIO),$(if $(filter command line \
-	  environment,$(origin SCENARIO)),--scenario "$(SCENARIO)"),$(TRAIN_ARGS)) \
-	  --seeds "$(SEEDS)" $(STATS_ARGS)
+# every scenario the claims need (1 2 3 4 scratch) unless SCENARIO= names some; the
+# first line says what will run on which data and about how long
+REPRODUCE_ARGS = $(subst --scenario $(SCENARIO),$(if $(filter command line environment,\
+                 $(origin SCENARIO)),--scenario "$(SCENARIO)"),$(TRAIN_ARGS)) \
+                 --seeds "$(SEEDS)" $(STATS_ARGS)
+reproduce-plan: | $(STAMP)
+	@$(PY) -m pipeline reproduce $(REPRODUCE_ARGS) --plan $(LABELS)
+reproduce: reproduce-plan $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline reproduce $(REPRODUCE_ARGS)
 
 # ---- sweeps: SCENARIOS x FOLDS x SEEDS, here (make -jN sweep) or as a SLURM job array
 SCENARIOS   ?= 1 3 4 scratch

@@ -115,8 +115,12 @@ def cmd_predict(args):
 
 
 def cmd_reproduce(args):
-    from .reproduce import CLAIM_SCENARIOS, reproduce
+    from .reproduce import CLAIM_SCENARIOS, plan, reproduce
     scenarios = args.scenario.replace(",", " ").split() if args.scenario else CLAIM_SCENARIOS
+    if args.plan:
+        print(plan(scenarios, args.set, args.data, args.seeds or [None], args.tta,
+                   args.plan)[1])
+        return 0
     done = reproduce(scenarios, args.set, args.data,
                      args.weights, args.runs,
                      args.seeds or [None],
@@ -295,6 +299,7 @@ def parser():
                                           "report")
     add_training(rp)
     rp.set_defaults(scenario=None)  # every scenario of the claims
+    rp.add_argument("--plan", metavar="LABELS", help=argparse.SUPPRESS)  # make's first line
     rp.add_argument("--seeds", type=seed_list, default=[],
                     help="comma-separated seeds (default: the scenario's)")
     add_statistics(rp)

@@ -7,6 +7,7 @@ for now (scenario file plus overrides), the same data and the same weights
 same settings. Anything else is trained or evaluated anew.
 """
 import json
+import os
 import sys
 
 import h5py
@@ -21,16 +22,30 @@ from .train import train
 #: the scenarios the claims compare, in the post's order
 CLAIM_SCENARIOS = sorted({s for claim in CLAIMS for s in claim[1:3]},
                          key=lambda s: (not s.isdigit(), s))
+#: the data ``make reproduce`` uses unless told otherwise
+EMBEDDED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                        "sample")
 #: img/s of the reference machine class (2 cores, OpenBLAS's AVX-512 kernels; make bench):
 #: scenario 4's training step, a forward pass, the feature extraction
 SPEED = {"finetune": 8.0, "infer": 13.0, "features": 15.0}
 
 
-def estimate_seconds(configs, data_path, tta):
+def split_counts(data_path, labels=None):
+    """Images per split: from the preprocessed file, or, before it exists, from the
+    labels file and the default split fractions (0.7 / 0.15 / 0.15)."""
+    if os.path.exists(data_path) or labels is None:
+        with h5py.File(data_path, "r") as f:
+            return {split: sum(levels) for split, levels in json.loads(f.attrs["counts"]).items()}
+    if not os.path.exists(labels):
+        return None
+    with open(labels) as f:
+        n = max(0, sum(1 for line in f if line.strip()) - 1)
+    return {"train": 0.7 * n, "val": 0.15 * n, "test": 0.15 * n}
+
+
+def estimate_seconds(configs, counts, tta):
     """A rough upper bound of the wall time of training and evaluating ``configs``
     from nothing on the reference machine class (runs that can be reused cost less)."""
-    with h5py.File(data_path, "r") as f:
-        counts = {split: sum(levels) for split, levels in json.loads(f.attrs["counts"]).items()}
     evaluation = (counts.get("val", 0) + counts.get("test", 0)) * (4 if tta else 1) / SPEED["infer"]
     total = 0.0
     for config in configs:
@@ -43,20 +58,31 @@ def estimate_seconds(configs, data_path, tta):
     return total
 
 
+def plan(scenarios, overrides, data_path, seeds=(None,), tta=False, labels=None):
+    """The configs to run (all checked) and the line that says what will run and how long."""
+    configs = [load_scenario(scenario, list(overrides) + (["seed=%d" % s] if s is not None
+                                                          else []))
+               for scenario in scenarios for s in seeds]
+    where = os.path.dirname(labels) if labels else data_path
+    if os.path.abspath(where) == EMBEDDED:
+        where += " (the embedded IDRiD sample; DATA=kaggle or DATA=dir for other data)"
+    counts = split_counts(data_path, labels)
+    line = "reproduce: scenario%s %s, seed%s %s, on %s: %s" % (
+        "s" if len(scenarios) > 1 else "", ", ".join(scenarios), "s" if len(seeds) > 1 else "",
+        ", ".join("the scenario's" if s is None else str(s) for s in seeds), where,
+        "at most about %.0f min on a 2-core CPU" % (estimate_seconds(configs, counts, tta) / 60)
+        if counts else "no labels there yet to estimate the time by")
+    return configs, line
+
+
 def reproduce(scenarios, overrides, data_path, weights, runs_root="runs", seeds=(None,),
               tta=False, rule=DEFAULT_RULE, resamples=RESAMPLES, progress=True):
     """Train and evaluate each of ``scenarios`` (a name or a list) for each seed; returns
     (the run directories, the report's HTML path), or None if stopped."""
     if isinstance(scenarios, str):
         scenarios = [scenarios]
-    configs = [load_scenario(scenario, list(overrides) + (["seed=%d" % s] if s is not None
-                                                          else []))
-               for scenario in scenarios for s in seeds]  # all checked before any trains
-    print("reproduce: scenario%s %s, seed%s %s, on %s: at most about %.0f min on a 2-core CPU"
-          % ("s" if len(scenarios) > 1 else "", ", ".join(scenarios),
-             "s" if len(seeds) > 1 else "",
-             ", ".join("the scenario's" if s is None else str(s) for s in seeds), data_path,
-             estimate_seconds(configs, data_path, tta) / 60.0), file=sys.stderr, flush=True)
+    configs, line = plan(scenarios, overrides, data_path, seeds, tta)  # checked before any trains
+    print(line, file=sys.stderr, flush=True)
     runs = []
     for config in configs:
         run = train(config, data_path, weights, runs_root, progress=progress, reuse=True)

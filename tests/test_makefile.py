@@ -52,3 +52,18 @@ def test_the_default_data_is_the_embedded_sample_and_kaggle_is_asked_for_by_name
     dry = subprocess.run(["make", "-n", "--no-print-directory", "preprocess", "DATA=kaggle"],
                          cwd=str(ROOT), capture_output=True, text=True, timeout=60).stdout
     assert "pipeline download --out data/kaggle" in dry
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / ".installed-stamp").exists(),
+                    reason="make install has not run (the target would install first)")
+def test_reproduce_says_first_what_it_will_run_on_which_data():
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "reproduce-plan"], cwd=str(ROOT),
+                          capture_output=True, text=True, timeout=120)
+    line = proc.stdout.strip().splitlines()[0]
+    assert line.startswith("reproduce: scenarios 1, 2, 3, 4, scratch, seed the scenario's, on "
+                           "data/sample (the embedded IDRiD sample"), line
+    assert "min on a 2-core CPU" in line
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "reproduce", "WEIGHTS=w"],
+                         cwd=str(ROOT), capture_output=True, text=True, timeout=60).stdout
+    lines = dry.splitlines()
+    assert "--plan" in lines[0] and "download-weights" in lines[1]  # before any work
