@@ -202,6 +202,32 @@ def parse_override(text):
     return key.strip(), value
 
 
+def merged(base, ours):
+    """``ours`` over ``base``, tables merged key by key."""
+    out = dict(base)
+    for key, value in ours.items():
+        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(
+            base.get(key), dict) else value
+    return out
+
+
+def read_scenario_file(path, seen=()):
+    """A scenario file's table; ``base = "4"`` takes scenario 4's file and changes only
+    what this one sets (a chain of bases is followed; a loop is an error)."""
+    try:
+        with open(path, "rb") as f:
+            config = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError("%s: %s" % (path, e))
+    base = config.pop("base", None)
+    if base is None:
+        return config
+    base_path = SCENARIOS / ("%s.toml" % base)
+    if not isinstance(base, str) or not base_path.exists() or base_path in seen:
+        raise InputError("%s: base = %r is no other scenario of %s" % (path, base, SCENARIOS))
+    return merged(read_scenario_file(base_path, tuple(seen) + (path,)), config)
+
+
 def load_scenario(name, overrides=()):
     """The scenario's config dict, with ``overrides`` ("key=value") applied and the
     whole checked by ``validate``."""
@@ -209,11 +235,7 @@ def load_scenario(name, overrides=()):
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.toml")))
         raise InputError("%s: no such scenario (known: %s)" % (path, known))
-    try:
-        with open(path, "rb") as f:
-            config = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError("%s: %s" % (path, e))
+    config = read_scenario_file(path)
     config["scenario"] = path.stem
     origins = {}
     for item in overrides:

@@ -25,6 +25,7 @@ from models.model_io import load_model
 
 from .dataset import Dataset, open_split
 from .errors import InputError
+from .grading import expected_grade, grading, tune_cuts
 from .inference import predict
 from .metrics import referable_decision, referable_score, screening_metrics
 from .plots import plot_confusion, plot_reliability, plot_roc
@@ -60,7 +61,8 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
     own = run_dir / "evaluation.json"
     if own.exists():
         point = json.loads(own.read_text()).get("operating_point", {})
-        if [point.get("rule"), point.get("target"), point.get("tta")] == list(rule) + [tta]:
+        if [point.get("rule"), point.get("target"), point.get("tta")] == list(rule) + [tta] \
+                and (config["target"] != "levels" or "cuts" in point):
             return point
     val = open_split(env["data"], "val", config)
     probs = predict(fn, val, crop, rotations=rotations(tta), desc="evaluate: validation",
@@ -70,8 +72,14 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
         cut, sens, spec = choose_cut(score, truth, *rule)
     except ValueError as e:
         raise InputError("%s: validation split: %s" % (env["data"], e))
-    return {"rule": rule[0], "target": rule[1], "tta": tta, "cut": cut,
-            "val_sensitivity": sens, "val_specificity": spec, "val_images": len(val)}
+    point = {"rule": rule[0], "target": rule[1], "tta": tta, "cut": cut,
+             "val_sensitivity": sens, "val_specificity": spec, "val_images": len(val)}
+    if config["target"] == "levels":  # Kaggle's yardstick: cut-points on the expected level
+        cuts, kappa = tune_cuts(expected_grade(probs), val.levels)
+        point.update(cuts=[float(c) for c in cuts], val_kappa_tuned=kappa,
+                     cut_search="coordinate ascent from 0.5/1.5/2.5/3.5 over midpoints of "
+                                "validation grades, maximising quadratic weighted kappa")
+    return point
 
 
 def rotations(tta):
@@ -130,6 +138,9 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
         "confusion": screening_metrics(probs, data.levels, config["target"],
                                        config.get("threshold", 2))["confusion"],
     }
+    if config["target"] == "levels":
+        result["levels"] = grading(probs, data.levels, data.patients, point["cuts"],
+                                   resamples, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_savez(out_dir / "predictions.npz", probs=probs, score=score, levels=data.levels,
                  names=np.array(data.names), patients=np.array(data.patients))
@@ -141,6 +152,13 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
     plot_reliability([(title.strip("()"), score, truth)], str(out_dir / "calibration.png"))
     atomic_write_bytes(done, json.dumps(result, indent=2).encode())
     print("evaluate %s: %s" % (title, summary_line(result)))
+    if "levels" in result:
+        g = result["levels"]
+        print("evaluate %s: 5-level kappa at the argmax %.3f [%.3f, %.3f], at the tuned "
+              "cut-points %s %.3f [%.3f, %.3f]" % ((title, g["kappa_argmax"]["value"])
+                                                   + tuple(g["kappa_argmax"]["ci"])
+                                                   + (g["cuts"], g["kappa_tuned"]["value"])
+                                                   + tuple(g["kappa_tuned"]["ci"])))
     return result
 
 

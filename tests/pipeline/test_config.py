@@ -76,8 +76,25 @@ def test_solver_prototxt_keys_are_checked_too(tmp_path):
 def test_every_key_of_the_shipped_scenarios_is_in_the_schema():
     import tomllib
     from pipeline.config import SCENARIOS, flatten
-    for path in SCENARIOS.glob("*.toml"):
-        assert set(flatten(tomllib.loads(path.read_text()))) <= set(SCHEMA), path
+    for path in SCENARIOS.glob("*.toml"):  # "base" names the scenario a file changes
+        assert set(flatten(tomllib.loads(path.read_text()))) - {"base"} <= set(SCHEMA), path
+
+
+def test_a_scenario_based_on_another_changes_only_what_it_sets(tmp_path, monkeypatch):
+    from pipeline import config as cfg
+    four, levels = load_scenario("4"), load_scenario("4-levels")
+    assert levels["target"] == "levels" and four["target"] == "binary"
+    assert {k: v for k, v in levels.items() if k not in ("target", "description", "scenario")} \
+        == {k: v for k, v in four.items() if k not in ("target", "description", "scenario")}
+    assert "base" not in levels and levels["scenario"] == "4-levels"
+    monkeypatch.setattr(cfg, "SCENARIOS", tmp_path)
+    (tmp_path / "a.toml").write_text('base = "b"\n')
+    (tmp_path / "b.toml").write_text('base = "a"\n')
+    with pytest.raises(InputError, match="base = 'a' is no other scenario"):
+        load_scenario("a")
+    (tmp_path / "c.toml").write_text('base = "nothing"\n')
+    with pytest.raises(InputError, match="c.toml: base = 'nothing' is no other scenario"):
+        load_scenario("c")
 
 
 def test_train_refuses_a_bad_config_before_making_anything(tmp_path, capsys):

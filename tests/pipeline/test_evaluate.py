@@ -1,5 +1,6 @@
 """evaluate: intervals, the operating point chosen on validation, external data."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -78,3 +79,31 @@ def test_an_evaluation_is_reused_only_with_the_same_settings(features_run, data_
     assert (features_run / "evaluation.json").stat().st_mtime_ns == stamp
     again = evaluate(features_run, data_h5, resamples=200, rule=("youden", None), reuse=True)
     assert again["operating_point"]["rule"] == "youden"
+
+
+def test_a_five_level_run_gets_kappa_at_cut_points_tuned_on_validation(data_h5, tmp_path):  # noqa: F811
+    """The cut-points are tune_cuts' on the validation split's expected levels, computed
+    here independently, and the report shows Kaggle's yardstick with them."""
+    from pipeline.grading import expected_grade, kappa, levels_at, tune_cuts
+    from pipeline.report import write_report
+    from tests.pipeline.test_train import MINI
+    run = train(load_scenario("4-levels", MINI), data_h5, runs_root=str(tmp_path),
+                progress=False)
+    result = evaluate(run, data_h5, resamples=100, progress=False)
+    _, input_shape, net = load_model(str(run / "model.npz"))
+    fn = googlenet.compile_forward(net, ["prob"])
+    val = Dataset(data_h5, "val")
+    cuts, best = tune_cuts(expected_grade(predict(fn, val, input_shape[1])), val.levels)
+    point = result["operating_point"]
+    assert point["cuts"] == cuts.tolist() and point["val_kappa_tuned"] == best
+    test = Dataset(data_h5, "test")
+    probs = predict(fn, test, input_shape[1])
+    g = result["levels"]
+    assert g["kappa_tuned"]["value"] == kappa(test.levels, levels_at(expected_grade(probs), cuts))
+    assert g["kappa_argmax"]["value"] == kappa(test.levels, probs.argmax(axis=1))
+    assert np.array(g["confusion_tuned"]).sum() == len(test)
+    write_report(tmp_path, data_h5, resamples=100)
+    md = (tmp_path / "report-data.md").read_text()
+    assert "## Five levels, as Kaggle scored them" in md
+    assert re.search(r"\| 4-levels: scenario 4 on five levels \[.*\] \| 0 \| %.3f \[.*\] \| "
+                     r"%.3f \[" % (g["kappa_argmax"]["value"], g["kappa_tuned"]["value"]), md)

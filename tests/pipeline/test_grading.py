@@ -1,0 +1,69 @@
+"""pipeline.grading: 5-level kappa by hand and against scikit-learn; the cut-point search
+against an exhaustive grid."""
+import itertools
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from pipeline.grading import (expected_grade, grading, kappa, kappa_with_interval, levels_at,
+                              tune_cuts)
+
+
+def test_kappa_of_a_hand_worked_five_by_five():
+    # truth 0 1 2 3 4 4, predicted 0 2 2 3 3 4: observed off-diagonal cells (1,2) and (4,3)
+    truth, pred = [0, 1, 2, 3, 4, 4], [0, 2, 2, 3, 3, 4]
+    # weights (i-j)^2: observed sum 1 + 1 = 2; expected: rows (1,1,1,1,2)/6 x cols
+    # (1,0,2,2,1)/6 times 6 images
+    rows, cols = np.array([1, 1, 1, 1, 2]), np.array([1, 0, 2, 2, 1])
+    i, j = np.indices((5, 5))
+    expected = (np.outer(rows, cols) / 6.0 * (i - j) ** 2).sum()
+    assert kappa(truth, pred) == pytest.approx(1 - 2 / expected)
+    assert kappa(truth, pred) == pytest.approx(cohen_kappa_score(truth, pred, weights="quadratic"))
+
+
+def test_kappa_against_scikit_learn_on_random_gradings():
+    rng = np.random.RandomState(0)
+    for _ in range(20):
+        truth = rng.randint(0, 5, 80)
+        pred = np.clip(truth + rng.randint(-2, 3, 80), 0, 4)
+        assert kappa(truth, pred) == pytest.approx(
+            cohen_kappa_score(truth, pred, weights="quadratic"), abs=1e-12)
+
+
+def test_levels_and_expected_grade_by_hand():
+    probs = np.array([[1, 0, 0, 0, 0], [0, 0.5, 0.5, 0, 0], [0, 0, 0, 0, 1.0]])
+    np.testing.assert_allclose(expected_grade(probs), [0, 1.5, 4])
+    assert levels_at([0.2, 0.5, 1.49, 1.5, 3.9, 9], [0.5, 1.5, 2.5, 3.5]).tolist() == \
+        [0, 1, 1, 2, 4, 4]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_search_finds_the_best_cut_points_of_an_exhaustive_grid(seed):
+    rng = np.random.RandomState(seed)
+    truth = rng.randint(0, 5, 22)
+    grade = np.round(truth + rng.normal(0, 0.9, 22), 2)  # a noisy continuous grade
+    cuts, best = tune_cuts(grade, truth)
+    assert kappa(truth, levels_at(grade, cuts)) == pytest.approx(best)
+    values = np.unique(grade)
+    candidates = np.concatenate([[values[0] - 0.5], (values[:-1] + values[1:]) / 2,
+                                 [values[-1] + 0.5]])
+    grid = max(kappa(truth, levels_at(grade, c))
+               for c in itertools.combinations_with_replacement(candidates, 4))
+    assert best == pytest.approx(grid, abs=1e-9), (best, grid)
+    assert best >= kappa(truth, levels_at(grade, [0.5, 1.5, 2.5, 3.5]))
+    assert (np.diff(cuts) >= 0).all() and tune_cuts(grade, truth)[0].tolist() == cuts.tolist()
+
+
+def test_grading_figures_and_their_intervals():
+    rng = np.random.RandomState(4)
+    levels = rng.randint(0, 5, 60)
+    probs = np.eye(5)[np.clip(levels + rng.randint(-1, 2, 60), 0, 4)] * 0.8 + 0.04
+    patients = np.repeat(np.arange(30), 2)
+    out = grading(probs, levels, patients, [0.5, 1.5, 2.5, 3.5], resamples=200)
+    for key in ("kappa_argmax", "kappa_tuned"):
+        lo, hi = out[key]["ci"]
+        assert lo <= out[key]["value"] <= hi
+    assert np.array(out["confusion_argmax"]).sum() == 60 and len(out["confusion_tuned"]) == 5
+    same = kappa_with_interval(levels, levels, patients, resamples=50)
+    assert same == {"value": 1.0, "ci": [1.0, 1.0]}
