@@ -76,3 +76,31 @@ def claim_rows(by_scenario, cv, resamples):
                                                              where),
                          verdict(kind, margin, d["ci"])))
     return rows
+
+
+BOTH_EYES = ("Beyond the post: a patient's other eye helps (this eye's and the fellow eye's "
+             "scores in a logistic model fitted on validation, against this eye alone)")
+
+
+def both_eyes_row(scenario, run, val, resamples):
+    """The claims-table row of both-eye fusion for the first run of ``scenario``, given its
+    validation predictions ``val`` (None: evaluated before they were kept)."""
+    from .combine import fellow_scores, fit_fusion, fused_scores
+    where = "%s, both eyes vs one" % scenario
+    if val is None:
+        return (BOTH_EYES, where, "not measured: evaluate the run again (its validation "
+                "predictions are not kept)", "not measured")
+    config, test = run["config"], run["predictions"]
+    weights = fit_fusion(val["names"], val["score"], referable(val, config))
+    if weights is None:
+        return (BOTH_EYES, where, "not measured: fewer than 10 validation images whose "
+                "fellow eye (`<id>_left` / `<id>_right`) is there too, or one class only",
+                "not measured")
+    fused, truth = fused_scores(test, weights), referable(test, config)
+    d = paired_difference([(fused, fused >= 0.5)], [(test["score"], test["score"] >= 0.5)],
+                          truth, test["patients"], "auc", resamples)
+    paired = int((~np.isnan(fellow_scores(test["names"], test["score"]))).sum())
+    return (BOTH_EYES, where, "ΔAUC %+.3f [%+.3f, %+.3f] (test split, %d images, %d with "
+            "their fellow eye; first seed; weights own %.2f, fellow %.2f)" % (
+                d["value"], d["ci"][0], d["ci"][1], len(truth), paired, weights[0],
+                weights[1]), verdict("better", 0, d["ci"]))

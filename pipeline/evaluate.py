@@ -68,6 +68,9 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
     probs = predict(fn, val, crop, rotations=rotations(tta), desc="evaluate: validation",
                     progress=progress)
     score, truth, _ = decisions(probs, val.levels, config)
+    # what the operating point rests on, for ensembles and both-eye fusion (claims)
+    atomic_savez(run_dir / "val_predictions.npz", probs=probs, score=score, levels=val.levels,
+                 names=np.array(val.names), patients=np.array(val.patients))
     try:
         cut, sens, spec = choose_cut(score, truth, *rule)
     except ValueError as e:

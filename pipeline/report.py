@@ -19,7 +19,7 @@ import numpy as np
 
 from models.fileio import atomic_write_bytes, sha1_of
 
-from .claims import claim_rows, referable
+from .claims import both_eyes_row, claim_rows, referable
 from .errors import InputError
 from .evaluated_runs import data_summary, group, load_cv, load_external, load_runs, train_seconds
 from .markdown import markdown_to_html
@@ -73,13 +73,17 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
            "above minus the margin), does not hold when it is below, inconclusive otherwise. "
            "With several seeds, the difference is that of their mean AUCs.", "",
            "| claim | scenarios | evidence | verdict |", "|---|---|---|---|"]
-    md += ["| %s | %s | %s | **%s** |" % row for row in claim_rows(by_scenario, cv, resamples)]
+    rows = claim_rows(by_scenario, cv, resamples)
+    if "4" in by_scenario:
+        rows.append(both_eyes_row("4", by_scenario["4"][0], val_predictions(by_scenario["4"][0]),
+                                  resamples))
+    md += ["| %s | %s | %s | **%s** |" % row for row in rows]
     curves = roc_curves(by_scenario)
     if curves:
         plot_roc(curves, str(runs_root / (stem + "-roc.png")),
                  "(test split, first seed of each scenario)")
         md += ["", "![ROC curves of every scenario on the test split](%s-roc.png)" % stem]
-    md += scenario_tables(groups, first)
+    md += scenario_tables(groups, first, resamples)
     md += levels_section(groups)
     md += gallery_section(by_scenario.get("4"), runs_root, stem)
     md += cv_section(cv)
@@ -168,8 +172,10 @@ def gallery_section(runs, runs_root, stem):
             % figure]
 
 
-def scenario_tables(by_scenario, first):
+def scenario_tables(by_scenario, first, resamples=RESAMPLES):
     md = ["", "## Results per scenario", ""]
+    ensembles = {s: e for s, e in ((s, ensemble_evaluation(m, resamples))
+                                   for s, m in by_scenario.items()) if e}
     if not by_scenario:
         return md + ["No single-split run evaluated on this data.", ""]
     md += ["Test split (%d images%s), the argmax decision. One row per run; a scenario "
@@ -190,6 +196,11 @@ def scenario_tables(by_scenario, first):
                 display(scenario), len(members),
                 " | ".join("%.3f ± %.3f" % (np.mean(v), np.std(v, ddof=1))
                            for v in values.values())))
+            ens = ensembles.get(scenario)
+            if ens:
+                md.append("| %s | ensemble of %d | %s | |" % (
+                    display(scenario), len(members),
+                    " | ".join(fmt(ens["argmax"][m]) for m in METRICS)))
     md += ["", "At the operating point chosen on the validation split before the test split "
            "was seen (%s):" % rule_text(first["operating_point"]), "",
            "| scenario | seed | cut on P(referable) | val sens. / spec. | test sensitivity | "
@@ -201,7 +212,47 @@ def scenario_tables(by_scenario, first):
                 display(scenario), run["config"].get("seed", 0), p["cut"],
                 p["val_sensitivity"], p["val_specificity"], fmt(e["sensitivity"]),
                 fmt(e["specificity"]), fmt(e["accuracy"]), fmt(e["kappa"])))
+        ens = ensembles.get(scenario)
+        if ens:
+            e = ens["at_cut"]
+            md.append("| %s | ensemble of %d | %.3f | %.3f / %.3f | %s | %s | %s | %s |" % (
+                display(scenario), len(members), ens["cut"], ens["val_sensitivity"],
+                ens["val_specificity"], fmt(e["sensitivity"]), fmt(e["specificity"]),
+                fmt(e["accuracy"]), fmt(e["kappa"])))
+    if ensembles:
+        md += ["", "An ensemble is the seeds' runs as one model: the mean of their "
+               "probabilities, its cut chosen on the validation split by the same rule."]
     return md + [""]
+
+
+def val_predictions(run):
+    """The run's validation predictions (written by evaluate), or None for older runs."""
+    path = run["dir"] / "val_predictions.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def ensemble_evaluation(members, resamples):
+    """The seeds of one scenario as one model: the argmax and operating-point figures of
+    the mean of their probabilities, with intervals (None without validation predictions)."""
+    from .combine import ensemble
+    from .metrics import referable_decision
+    from .stats import bootstrap, choose_cut
+    vals = [val_predictions(r) for r in members]
+    if len(members) < 2 or any(v is None for v in vals):
+        return None
+    config, point = members[0]["config"], members[0]["evaluation"]["operating_point"]
+    test, val = ensemble([r["predictions"] for r in members]), ensemble(vals)
+    truth = referable(test, config)
+    decided = referable_decision(test["probs"], config["target"], config.get("threshold", 2))
+    argmax = bootstrap(test["score"], truth, decided, test["patients"], resamples)
+    cut, sens, spec = choose_cut(val["score"], referable(val, config), point["rule"],
+                                 point["target"])
+    at_cut = bootstrap(test["score"], truth, test["score"] >= cut, test["patients"], resamples)
+    return {"argmax": argmax, "at_cut": at_cut, "cut": cut, "val_sensitivity": sens,
+            "val_specificity": spec}
 
 
 def levels_section(groups):

@@ -37,6 +37,8 @@ def test_report_across_scenarios(data_h5, tmp_path):  # noqa: F811
     assert lo <= float(row.group(1)) <= hi and row.group(4) == verdict("better", 0, [lo, hi])
     assert "| 4 vs 1 | ΔAUC" in claims and "| 3 vs 1 | not measured" in claims
     assert "mean ± sd of 2" in md  # two seeds of scenario 4
+    assert md.count("| ensemble of 2 |") == 2  # and the two as one model, argmax and cut
+    assert "| Beyond the post: a patient's other eye helps" in claims
     assert md.count('solver.base_lr=0.001] | 0 |') == 2  # its own rows, argmax and cut tables
     assert md.count("### ") == 5  # details of each run
     assert page.count("data:image/png;base64,") == 1 + 4  # ROC overlay, fine-tuning curves
