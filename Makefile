@@ -37,7 +37,7 @@ OVERRIDES   := $(if $(LR),--set solver.base_lr=$(LR)) $(if $(EPOCHS),--set epoch
 TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
 .PHONY: install test test-gpu test-bundle bundle device-check bench profile weights forward classify clean-cache help \
-        download preprocess train evaluate predict report results cv reproduce reproduce-plan \
+        download preprocess train evaluate predict kaggle-test report results cv reproduce reproduce-plan \
         demo sweep test-slurm
 
 help:
@@ -51,6 +51,7 @@ help:
 	@echo "  make train       SCENARIO=4 [SEEDS=0,1,2 LR=0.0005 EPOCHS=20 SET='key=value ...']"
 	@echo "  make evaluate    [RUN=runs/4-latest DATA=other_dir: external validation] [TTA=0]"
 	@echo "  make predict     RUN=runs/4-latest IMAGES='dir a.jpeg' [OUT=f.csv HEATMAPS=dir]: screen"
+	@echo "  make kaggle-test RUN=runs/4-levels-latest DATA=test_dir [SOLUTION=f.csv]: submission"
 	@echo "  make report      the reproduction report of every evaluated run of DATA"
 	@echo "  make results     rewrite the README's result tables from the runs"
 	@echo "  make cv          SCENARIO=1 FOLDS=5: cross-validation by patient"
@@ -154,6 +155,10 @@ evaluate: $(DEVICE_CHECK) $(DATASET) | $(STAMP)
 predict: $(DEVICE_CHECK) | $(STAMP)
 	$(PY) -m pipeline predict --run $(RUN) $(IMAGES) $(if $(OUT),--out $(OUT)) \
 	  $(if $(HEATMAPS),--heatmaps $(HEATMAPS))
+
+# RUN=runs/4-levels-latest DATA=<Kaggle's test images> [SOLUTION=retinopathy_solution.csv]
+kaggle-test: $(DEVICE_CHECK) | $(STAMP)
+	$(PY) -m pipeline kaggle-test --run $(RUN) --data $(DATA_DIR) $(if $(SOLUTION),--solution $(SOLUTION))
 
 report: $(DATASET) | $(STAMP)
 	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET)

@@ -114,6 +114,14 @@ def cmd_predict(args):
     return 1 if skipped else 0
 
 
+def cmd_kaggle_test(args):
+    from .kaggle_test import kaggle_test
+    out, failed = kaggle_test(args.run, args.data, args.solution, chunk=args.chunk)
+    print("kaggle-test: %s%s" % (out / "submission.csv", (", " + str(out / "score.json"))
+                                 if args.solution else ""))
+    return 1 if failed else 0
+
+
 def cmd_reproduce(args):
     from .reproduce import CLAIM_SCENARIOS, plan, reproduce
     scenarios = args.scenario.replace(",", " ").split() if args.scenario else CLAIM_SCENARIOS
@@ -295,6 +303,14 @@ def parser():
                     help="a PNG per image: the referable class's activation map over it")
     pr.set_defaults(func=cmd_predict)
 
+    kt = sub.add_parser("kaggle-test", help="Kaggle's test set: submission.csv, and its score "
+                                            "with the solution file")
+    kt.add_argument("--run", required=True)
+    kt.add_argument("--data", required=True, help="the folder of test images (or its parent)")
+    kt.add_argument("--solution", help="retinopathy_solution.csv (image,level,Usage)")
+    kt.add_argument("--chunk", type=int, default=256, help=argparse.SUPPRESS)
+    kt.set_defaults(func=cmd_kaggle_test)
+
     rp = sub.add_parser("reproduce", help="train (or reuse) each scenario per seed, evaluate, "
                                           "report")
     add_training(rp)
@@ -308,7 +324,8 @@ def parser():
 
 
 #: the commands that run Theano functions: DEVICE=cuda must be usable before they start
-COMPUTING = {"forward", "classify", "train", "evaluate", "cv", "reproduce", "predict"}
+COMPUTING = {"forward", "classify", "train", "evaluate", "cv", "reproduce", "predict",
+             "kaggle-test"}
 
 
 def main(argv=None):
