@@ -1,7 +1,8 @@
 """``make bench``: speed figures, one ``key=value`` per line.
 
 preprocess_img_s: generated Kaggle-sized JPEGs through the preprocessing, all
-cores. infer_img_s: GoogLeNet forward, test mode; features_img_s: up to
+cores. kaggle_test_img_s: the same JPEGs through ``make kaggle-test``'s prediction
+(decode, crop, 4-rotation TTA), one process. infer_img_s: GoogLeNet forward, test mode; features_img_s: up to
 pool5/7x7_s1. train_img_s: one Caffe SGD step (momentum, weight decay) of the
 full net with aux heads (loss3 + 0.3 (loss1 + loss2)); finetune_img_s: the same
 with conv1/conv2 frozen (scenario 4). *_compile_s: Theano compile time of each. With PyTorch installed
@@ -98,6 +99,35 @@ def bench_preprocess(count=48):
         seconds = time.perf_counter() - start
         print("preprocess_img_s=%.1f  # 3888x2592 JPEG -> 256x256, %d workers"
               % (count / seconds, os.cpu_count()), flush=True)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def bench_kaggle_test(count=32):
+    """Kaggle-sized generated JPEGs through ``make kaggle-test``'s prediction (decode,
+    retina crop to 256, 4-rotation TTA, a 5-level GoogLeNet), one process: the rate that
+    sets the time of Kaggle's 53,576 test images."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from pipeline.kaggle_test import predict_chunks
+    from pipeline.synthetic import fundus_image
+    tmp = Path(tempfile.mkdtemp(prefix="drt-bench-"))
+    try:
+        images = {}
+        for i in range(count):
+            images["%d_left" % i] = str(tmp / ("%d_left.jpeg" % i))
+            fundus_image(i % 5, 3888, 2592, seed=i % 4).save(images["%d_left" % i], quality=90)
+        net = googlenet.build(googlenet.googlenet_spec(5))
+        googlenet.compile_forward(net, ["prob"])  # compiled before the clock starts
+        (tmp / "chunks").mkdir()
+        start = time.perf_counter()
+        predict_chunks(net, sorted(images), images, tmp / "chunks", 224,
+                       {"size": 256, "lcn": False}, (0, 90, 180, 270), False, count)
+        rate = count / (time.perf_counter() - start)
+        print("kaggle_test_img_s=%.1f  # 3888x2592 JPEG -> 5 levels, 4-rotation TTA, one "
+              "process: Kaggle's 53,576 test images in %.1f h" % (rate, 53576 / rate / 3600),
+              flush=True)
     finally:
         shutil.rmtree(tmp)
 
@@ -294,6 +324,7 @@ def main(argv=None):
         profile(args.batch)
         return bench_torch([args.batch], args.repeats, gpu=False, profile=True)
     bench_preprocess()
+    bench_kaggle_test()
     bench_theano([args.batch], args.repeats)
     bench_torch([args.batch], args.repeats, gpu=False)
     if not args.no_generic:
