@@ -109,14 +109,23 @@ def libraries():
 
 
 def _file_key(path):
-    """What identifies a library file (a name from find_library is resolved by ldconfig)."""
-    for candidate in (path, "/usr/lib/x86_64-linux-gnu/" + path, "/usr/lib/" + path):
+    """What identifies a library file: its real path, size and modification time (a
+    bare name from find_library is resolved through ldconfig's cache)."""
+    if not os.path.isabs(path):
         try:
-            st = os.stat(candidate)
-            return "%s:%d:%d" % (os.path.realpath(candidate), st.st_size, int(st.st_mtime))
-        except OSError:
-            continue
-    return path
+            listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
+                                     timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            listing = ""
+        for line in listing.splitlines():
+            if line.strip().startswith(path + " ") and "=>" in line:
+                path = line.split("=>", 1)[1].strip()
+                break
+    try:
+        st = os.stat(path)
+        return "%s:%d:%d" % (os.path.realpath(path), st.st_size, int(st.st_mtime))
+    except OSError:
+        return path
 
 
 # ---- the child process's side: load the libraries, report and check their kernels
