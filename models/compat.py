@@ -23,12 +23,11 @@ import os
 import sys
 import types
 import warnings
-from pathlib import Path
 
 from . import blas
 from .device import DeviceError, asked, keeping_gpu_init_log
 
-CACHE_DIR = Path(os.environ.get("DRT_CACHE", Path.home() / ".cache" / "dr-transfer"))
+CACHE_DIR = blas.CACHE_DIR.parent  # $DRT_CACHE, or ~/.cache/dr-transfer
 
 
 def project_theano_flags(have_openblas=None, device="cpu"):

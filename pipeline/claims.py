@@ -3,6 +3,7 @@ verdicts: a paired patient bootstrap of the difference on the same images (the
 test split, and the pooled out-of-fold predictions where both were cross-validated)."""
 import numpy as np
 
+from .combine import aligned, fellow_scores, fit_fusion, fused_scores
 from .stats import paired_difference
 
 
@@ -59,12 +60,10 @@ def claim_rows(by_scenario, cv, resamples):
                     len(truth), len(by_scenario[a]), len(by_scenario[b])), d))
         if a in cv and b in cv:
             oa, ob = cv[a]["oof"], cv[b]["oof"]
-            row_of = {name: i for i, name in enumerate(ob["names"])}
-            if sorted(row_of) == sorted(oa["names"]):  # the same images, aligned by name
-                aligned = {k: v[[row_of[n] for n in oa["names"]]] for k, v in ob.items()}
+            if sorted(ob["names"]) == sorted(oa["names"]):  # the same images, aligned by name
                 truth = referable(oa, cv[a]["summary"])
-                d = paired_difference([scores(oa)], [scores(aligned)], truth, oa["patients"],
-                                      "auc", resamples)
+                d = paired_difference([scores(oa)], [scores(aligned(ob, oa["names"]))], truth,
+                                      oa["patients"], "auc", resamples)
                 evidence.append(("%d-fold CV, out-of-fold, %d images" % (
                     cv[a]["summary"]["folds"], len(truth)), d))
         if not evidence:
@@ -85,7 +84,6 @@ BOTH_EYES = ("Beyond the post: a patient's other eye helps (this eye's and the f
 def both_eyes_row(scenario, run, val, resamples):
     """The claims-table row of both-eye fusion for the first run of ``scenario``, given its
     validation predictions ``val`` (None: evaluated before they were kept)."""
-    from .combine import fellow_scores, fit_fusion, fused_scores
     where = "%s, both eyes vs one" % scenario
     if val is None:
         return (BOTH_EYES, where, "not measured: evaluate the run again (its validation "

@@ -12,6 +12,12 @@ from .config import flatten, load_scenario
 from .errors import InputError
 
 
+def read_npz(path):
+    """The arrays of an ``.npz`` file as a dict (the file closed again)."""
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
 def load_runs(runs_root, data_sha1):
     """Every finished run of ``runs_root`` evaluated on its own data with SHA1
     ``data_sha1``: dicts of dir, config, env, evaluation, predictions."""
@@ -25,12 +31,16 @@ def load_runs(runs_root, data_sha1):
         evaluation = json.loads(paths[3].read_text())
         if evaluation.get("settings", {}).get("data_sha1") != data_sha1 or evaluation["external"]:
             continue
-        with np.load(paths[4]) as npz:
-            predictions = {k: npz[k] for k in npz.files}
         runs.append({"dir": run_dir, "config": json.loads(paths[1].read_text()),
                      "env": json.loads(paths[2].read_text()), "evaluation": evaluation,
-                     "predictions": predictions})
+                     "predictions": read_npz(paths[4])})
     return runs
+
+
+def val_predictions(run):
+    """The run's validation predictions (written by evaluate), or None for older runs."""
+    path = run["dir"] / "val_predictions.npz"
+    return read_npz(path) if path.exists() else None
 
 
 def overrides_of(config):
@@ -68,9 +78,9 @@ def load_cv(runs_root, data_sha1):
     for path in sorted(Path(runs_root).glob("cv-*/summary.json")):
         summary = json.loads(path.read_text())
         if summary["data_sha1"] == data_sha1 and (path.parent / "oof_predictions.npz").exists():
-            with np.load(path.parent / "oof_predictions.npz") as npz:
-                out.setdefault(summary["scenario"], {"summary": summary, "dir": path.parent,
-                                                     "oof": {k: npz[k] for k in npz.files}})
+            out.setdefault(summary["scenario"], {
+                "summary": summary, "dir": path.parent,
+                "oof": read_npz(path.parent / "oof_predictions.npz")})
     return out
 
 

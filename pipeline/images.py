@@ -45,3 +45,11 @@ def load_image(path, size, lcn=False):
         rgb = np.asarray(image.convert("RGB"))
     out = crop_retina(rgb, size)
     return local_contrast(out) if lcn else out
+
+
+def read_image(path, size, lcn=False):
+    """(``load_image``'s image, None), or (None, why) for a file PIL cannot read."""
+    try:
+        return load_image(path, size, lcn), None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for corrupt files
+        return None, str(e)

@@ -8,7 +8,7 @@ from models import googlenet
 from models.caffe_import import load_caffemodel
 from models.fileio import atomic_savez
 
-from .dataset import prefetched
+from .dataset import caffe_batch, prefetched
 from .errors import InputError
 
 DEFAULT_BLOBS = ("loss3/classifier", "prob")
@@ -94,6 +94,13 @@ def classify(weights, images, synsets=None, top=5, batch_size=16, allow_missing=
             results.append((name, [(int(i), labels[i] if labels else str(i), float(p[i]))
                                    for i in best]))
     return results, errors
+
+
+def tta_probs(fn, images, crop, rotations=(0,)):
+    """Class probabilities of ``fn`` (a compiled ``prob``) for N x S x S x 3 uint8 images
+    in memory, centre-cropped, averaged over ``rotations`` (degrees)."""
+    return np.mean([fn(caffe_batch(images, crop, np.full(len(images), degrees // 90)))[0]
+                    for degrees in rotations], axis=0)
 
 
 def predict(fn, data, crop, batch_size=32, rotations=(0,), desc="predict", progress=True):

@@ -33,11 +33,11 @@ from tqdm import tqdm
 from models import googlenet
 from models.fileio import atomic_savez, atomic_write_bytes, exclusive, sha1_of
 
-from .dataset import caffe_batch
 from .errors import InputError
 from .evaluate import rotations
 from .grading import expected_grade, kappa_with_interval, levels_at
-from .images import load_image
+from .images import read_image
+from .inference import tta_probs
 from .labels import IMAGE_EXTS
 from .metrics import referable_score
 from .splits import patient_of
@@ -191,14 +191,13 @@ def predict_chunks(net, names, images, chunks, crop, prep, turns, progress, chun
             for b in range(0, len(part), batch):
                 pixels = []
                 for name in part[b:b + batch]:
-                    try:
-                        pixels.append(load_image(images[name], prep["size"], prep["lcn"]))
-                    except (OSError, ValueError, SyntaxError):  # PIL's errors for bad files
+                    image, error = read_image(images[name], prep["size"], prep["lcn"])
+                    if error:  # graded 0; a black image keeps the batch's shape
                         failed.append(name)
-                        pixels.append(np.zeros((prep["size"], prep["size"], 3), np.uint8))
+                        image = np.zeros((prep["size"], prep["size"], 3), np.uint8)
+                    pixels.append(image)
                 pixels = np.stack(pixels)
-                probs.append(np.mean([fn(caffe_batch(pixels, crop, np.full(len(pixels), t // 90)))
-                                      [0] for t in turns], axis=0))
+                probs.append(tta_probs(fn, pixels, crop, turns))
                 bar.update(len(pixels))
                 done += len(pixels)
             atomic_savez(path, probs=np.concatenate(probs), failed=np.array(failed, dtype=str))

@@ -100,15 +100,19 @@ def upsample_map(cam, size):
         (size, size), Image.BILINEAR))
 
 
+def _overlay(ax, rgb, cam):
+    """``cam`` upsampled over the RGB crop on a symmetric red-blue scale; the image it drew."""
+    limit = float(np.abs(cam).max()) or 1.0
+    ax.imshow(rgb)
+    return ax.imshow(upsample_map(cam, rgb.shape[0]), cmap="RdBu_r", vmin=-limit, vmax=limit,
+                     alpha=0.45)
+
+
 def plot_heatmap(rgb, cam, path, title):
     """The S x S x 3 RGB crop with the class-activation map ``cam`` (H x W, upsampled to
     S x S) over it, and the map's colour scale as a legend."""
     fig, ax = plt.subplots(figsize=(4.4, 3.8))
-    ax.imshow(rgb)
-    limit = float(np.abs(cam).max()) or 1.0
-    shown = ax.imshow(upsample_map(cam, rgb.shape[0]), cmap="RdBu_r", vmin=-limit, vmax=limit,
-                      alpha=0.45)
-    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+    bar = fig.colorbar(_overlay(ax, rgb, cam), ax=ax, fraction=0.046, pad=0.03)
     bar.set_label("referable-class map (logit units)", fontsize="small")
     ax.set_title(title, fontsize="small")
     ax.axis("off")
@@ -128,10 +132,7 @@ def plot_gallery(rows, path, title):
             if c >= len(items):
                 continue
             rgb, cam, caption = items[c]
-            limit = float(np.abs(cam).max()) or 1.0
-            ax.imshow(rgb)
-            ax.imshow(upsample_map(cam, rgb.shape[0]), cmap="RdBu_r", vmin=-limit,
-                      vmax=limit, alpha=0.45)
+            _overlay(ax, rgb, cam)
             ax.set_title("%s\n%s" % (label, caption), fontsize="small")
     fig.suptitle(title, fontsize="medium")
     _save(fig, path)

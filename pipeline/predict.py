@@ -37,7 +37,8 @@ from .config import num_classes
 from .dataset import caffe_batch, centre_crop
 from .errors import InputError
 from .evaluate import rotations
-from .images import load_image
+from .images import read_image
+from .inference import tta_probs
 from .labels import IMAGE_EXTS
 from .metrics import referable_score
 from .splits import patient_of
@@ -127,23 +128,23 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
         for begin in range(0, len(files), batch_size):
             chunk, images = [], []
             for path in files[begin:begin + batch_size]:
-                try:
-                    images.append(load_image(path, prep["size"], prep["lcn"]))
-                    chunk.append(path)
-                except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for bad files
-                    tqdm.write("predict: skipped unreadable image %s: %s" % (path, e),
+                image, error = read_image(path, prep["size"], prep["lcn"])
+                if error:
+                    tqdm.write("predict: skipped unreadable image %s: %s" % (path, error),
                                file=sys.stderr)
                     failed += 1
+                else:
+                    images.append(image)
+                    chunk.append(path)
             bar.update(len(files[begin:begin + batch_size]))
             if not chunk:
                 continue
             images = np.stack(images)
-            p = np.mean([fn(caffe_batch(images, crop, np.full(len(chunk), t // 90)))[0]
-                         for t in turns], axis=0)
+            p = tta_probs(fn, images, crop, turns)
             names += chunk
             probs.append(p)
             if heatmaps:
-                maps, logits = cam_fn(caffe_batch(images, crop))
+                maps, _ = cam_fn(caffe_batch(images, crop))
                 for path, rgb, cam, score in zip(chunk, centre_crop(images, crop), maps,
                                                  referable_score(p, config["target"], threshold)):
                     stem = os.path.splitext(os.path.basename(path))[0]

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from models.fileio import exclusive, sha1_of
 
 from .errors import InputError
-from .images import load_image
+from .images import read_image
 from .labels import find_inputs, read_labels
 from .splits import split_by_patient
 from .store import Partial, write_error_reason
@@ -40,10 +40,8 @@ from .store import Partial, write_error_reason
 
 def _work(task):
     index, path, size, lcn = task
-    try:
-        return index, load_image(path, size, lcn), None
-    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for corrupt files
-        return index, None, "%s: %s" % (os.path.basename(path), e)
+    image, error = read_image(path, size, lcn)
+    return index, image, error and "%s: %s" % (os.path.basename(path), error)
 
 
 def _config(labels_path, size, lcn, seed, fractions):

@@ -21,7 +21,8 @@ from models.fileio import atomic_write_bytes, sha1_of
 
 from .claims import both_eyes_row, claim_rows, referable
 from .errors import InputError
-from .evaluated_runs import data_summary, group, load_cv, load_external, load_runs, train_seconds
+from .evaluated_runs import (data_summary, group, load_cv, load_external, load_runs,
+                             read_npz, train_seconds, val_predictions)
 from .markdown import markdown_to_html
 from .plots import plot_reliability, plot_roc
 from .stats import METRICS, RESAMPLES
@@ -141,24 +142,20 @@ def gallery_section(runs, runs_root, stem):
     truth = referable(p, config)
     cut = run["evaluation"]["operating_point"]["cut"]
     cases = gallery_cases(p["score"], truth, cut)
+    chosen = [i for kind, _, _ in GALLERY for i in cases[kind]]
+    if not chosen:
+        return []
     spec, input_shape, net = load_model(str(run["dir"] / "model.npz"))
     cam = compile_cam(net, spec, referable_rows(num_classes(config), config.get("threshold", 2)))
     data = open_split(run["env"]["data"], "test", config)
     position = {name: k for k, name in enumerate(data.names)}
-    rows = []
-    for kind, _, _ in GALLERY:
-        items = []
-        for i in cases[kind]:
-            k = position[str(p["names"][i])]
-            maps, _ = cam(data.batch([k], input_shape[1]))
-            rgb = centre_crop(data.images([k]), input_shape[1])[0]
-            items.append((rgb, maps[0], "%s: P %.2f, level %d" % (p["names"][i], p["score"][i],
-                                                                  p["levels"][i])))
-        if items:
-            rows.append((kind, items))
+    at = [position[str(p["names"][i])] for i in chosen]
+    maps = dict(zip(chosen, cam(data.batch(at, input_shape[1]))[0]))
+    rgbs = dict(zip(chosen, centre_crop(data.images(at), input_shape[1])))
     data.close()
-    if not rows:
-        return []
+    rows = [(kind, [(rgbs[i], maps[i], "%s: P %.2f, level %d" % (
+        p["names"][i], p["score"][i], p["levels"][i])) for i in cases[kind]])
+        for kind, _, _ in GALLERY if cases[kind]]
     figure = "%s-gallery.png" % stem
     plot_gallery(rows, str(runs_root / figure), "%s: referable-class maps at the cut %.3f"
                  % (run["dir"].name, cut))
@@ -223,15 +220,6 @@ def scenario_tables(by_scenario, first, resamples=RESAMPLES):
         md += ["", "An ensemble is the seeds' runs as one model: the mean of their "
                "probabilities, its cut chosen on the validation split by the same rule."]
     return md + [""]
-
-
-def val_predictions(run):
-    """The run's validation predictions (written by evaluate), or None for older runs."""
-    path = run["dir"] / "val_predictions.npz"
-    if not path.exists():
-        return None
-    with np.load(path) as npz:
-        return {k: npz[k] for k in npz.files}
 
 
 def ensemble_evaluation(members, resamples):
@@ -333,9 +321,9 @@ def external_section(external, runs_root, stem):
                 md.append("| %s | %s | %d | %s | %s | %s | %s |" % (
                     run["dir"].name, label, e["n"], fmt(e["argmax"]["auc"]),
                     fmt(at["sensitivity"]), fmt(at["specificity"]), fmt(at["kappa"])))
-            with np.load(where / "predictions.npz") as p:
-                curves.append(("%s, %s" % (run["config"]["scenario"], name), p["score"],
-                               referable(p, run["config"])))
+            p = read_npz(where / "predictions.npz")
+            curves.append(("%s, %s" % (run["config"]["scenario"], name), p["score"],
+                           referable(p, run["config"])))
             curves.append(("%s, own test split" % run["config"]["scenario"],
                            run["predictions"]["score"],
                            referable(run["predictions"], run["config"])))
