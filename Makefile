@@ -38,7 +38,7 @@ TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
 .PHONY: install test test-gpu test-bundle bundle device-check bench profile weights forward classify clean-cache help \
         download preprocess train evaluate predict kaggle-test report results cv reproduce reproduce-plan \
-        demo sweep test-slurm
+        demo sweep ambiguities test-slurm
 
 help:
 	@echo "the chain (DATA=data/sample by default; DATA=kaggle downloads; DATA=dir any folder):"
@@ -56,6 +56,7 @@ help:
 	@echo "  make results     rewrite the README's result tables from the runs"
 	@echo "  make cv          SCENARIO=1 FOLDS=5: cross-validation by patient"
 	@echo "  make sweep       SCENARIOS='1 3' FOLDS=5 SEEDS=0,1 [ENGINE=slurm|local, -jN]"
+	@echo "  make ambiguities every reading of what the post leaves unsaid [SEEDS=0,1 ENGINE=slurm -jN]"
 	@echo "  make demo        offline: generated fundus images -> scenario 1 -> report"
 	@echo "tests and tools:"
 	@echo "  make install     .venv with the pinned packages (DEVICE=cuda: and Debian's pygpu)"
@@ -188,17 +189,26 @@ SLURM_CPUS  ?= 2
 SLURM_MEM   ?= 8G
 SLURM_TIME  ?= 04:00:00
 SLURM_LIMIT ?= 0
+PLAN_ARGS    = --seeds $(or $(SEEDS),0) --data $(DATASET) $(OVERRIDES) $(TTA_FLAG) \
+               --device $(DEVICE) --cpus $(SLURM_CPUS) --mem $(SLURM_MEM) --time $(SLURM_TIME) \
+               --limit $(SLURM_LIMIT)
+# $(call run-plan,runs dir): the planned sweep, as a SLURM job array or here (-jN)
+run-plan = $(if $(filter slurm,$(ENGINE)),$(PY) -m pipeline sweep submit --runs $(1),\
+           +$(MAKE) --no-print-directory -f $(1)/tasks.mk)
 sweep: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline sweep plan --runs $(SWEEP_RUNS) --scenarios "$(SCENARIOS)" \
-	  --folds $(if $(filter command line,$(origin FOLDS)),$(FOLDS),0) --seeds $(or $(SEEDS),0) \
-	  --data $(DATASET) $(if $(NEEDS_WEIGHTS),--weights $(WEIGHTS)) $(OVERRIDES) $(TTA_FLAG) \
-	  --device $(DEVICE) --cpus $(SLURM_CPUS) --mem $(SLURM_MEM) --time $(SLURM_TIME) \
-	  --limit $(SLURM_LIMIT)
-ifeq ($(ENGINE),slurm)
-	$(PY) -m pipeline sweep submit --runs $(SWEEP_RUNS)
-else
-	+$(MAKE) --no-print-directory -f $(SWEEP_RUNS)/tasks.mk
-endif
+	  --folds $(if $(filter command line,$(origin FOLDS)),$(FOLDS),0) \
+	  $(if $(NEEDS_WEIGHTS),--weights $(WEIGHTS)) $(PLAN_ARGS)
+	$(call run-plan,$(SWEEP_RUNS))
+
+# ---- what the post leaves unsaid: every reading of scenarios/ambiguities.toml, one
+# change at a time from scenario 4 (and the claims' partners where a reading applies
+# to them), through the sweep engine; the report's "How much the unstated choices matter"
+AMBIGUITY_RUNS ?= $(RUNS)/ambiguities
+ambiguities: $(DATASET) $(WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline sweep plan --ambiguities scenarios/ambiguities.toml \
+	  --runs $(AMBIGUITY_RUNS) --images $(DATA_DIR) --weights $(WEIGHTS) $(PLAN_ARGS)
+	$(call run-plan,$(AMBIGUITY_RUNS))
 
 # a real single-node SLURM (slurm-wlm + munge, installed when root on Debian) runs
 # a small sweep; skips with one line where it cannot

@@ -141,11 +141,16 @@ def cmd_reproduce(args):
 
 def cmd_sweep(args):
     from . import sweep
-    if args.step == "plan":
+    engine = dict(device=args.device, cpus=args.cpus, mem=args.mem, time=args.time,
+                  limit=args.limit, partition=args.partition)
+    if args.step == "plan" and args.ambiguities:
+        from .ambiguities import plan as plan_ambiguities
+        plan = plan_ambiguities(args.ambiguities, args.seeds, args.data, args.images,
+                                args.weights, args.runs, args.set, tta=args.tta, **engine)
+        print("%s: %d tasks planned" % (plan["runs"], len(plan["tasks"])))
+    elif args.step == "plan":
         plan = sweep.make_plan(args.scenarios.split(), args.folds, args.seeds, args.data,
-                               args.weights, args.runs, args.set, tta=args.tta,
-                               device=args.device, cpus=args.cpus, mem=args.mem,
-                               time=args.time, limit=args.limit, partition=args.partition)
+                               args.weights, args.runs, args.set, tta=args.tta, **engine)
         print("%s: %d tasks planned" % (plan["runs"], len(plan["tasks"])))
     else:
         getattr(sweep, args.step)(args.runs)
@@ -292,6 +297,10 @@ def parser():
     sw.add_argument("--time", default="04:00:00", help="SLURM: time limit per task")
     sw.add_argument("--limit", type=int, default=0, help="SLURM: tasks at once (0: no limit)")
     sw.add_argument("--partition")
+    sw.add_argument("--ambiguities", metavar="TOML", help="plan the grid of the readings of "
+                    "this file (scenarios/ambiguities.toml) instead of scenarios x folds x seeds")
+    sw.add_argument("--images", metavar="DIR", help="--ambiguities: the images folder --data "
+                    "was preprocessed from (for readings that preprocess it another way)")
     sw.set_defaults(func=cmd_sweep)
 
     pr = sub.add_parser("predict", help="screen new fundus images with a trained, evaluated "

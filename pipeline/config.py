@@ -90,6 +90,7 @@ SCHEMA = {
     "freeze": Key("list[str]"),
     "aux_heads": Key("bool"),
     "rotations": Key("list[int]", (0, 90, 180, 270)),
+    "flip": Key("bool"),  # also mirror each training image left-right with probability 1/2
     "new_lr_mult": Key("pair", low=0),
     "new_decay_mult": Key("pair", low=0),
     # features

@@ -67,9 +67,9 @@ class Dataset(object):
         unique, inverse = np.unique(rows, return_inverse=True)  # h5py wants increasing indices
         return self.file["images"][unique][inverse]
 
-    def batch(self, positions, crop, rotations=None):
+    def batch(self, positions, crop, rotations=None, flips=None):
         """``caffe_batch`` of the images at ``positions``."""
-        return caffe_batch(self.images(positions), crop, rotations)
+        return caffe_batch(self.images(positions), crop, rotations, flips)
 
     def close(self):
         self.file.close()
@@ -81,11 +81,13 @@ def centre_crop(images, crop):
     return images[:, off:off + crop, off:off + crop]
 
 
-def caffe_batch(images, crop, rotations=None):
+def caffe_batch(images, crop, rotations=None, flips=None):
     """Caffe input (N x 3 x crop x crop, BGR minus mean) of the centre ``crop`` of
-    N x S x S x 3 uint8 RGB images, each rotated by ``rotations[i]`` quarter turns
-    (counter-clockwise)."""
+    N x S x S x 3 uint8 RGB images, each mirrored left-right where ``flips[i]``, then
+    rotated by ``rotations[i]`` quarter turns (counter-clockwise)."""
     images = centre_crop(np.asarray(images), crop)
+    if flips is not None:
+        images = np.stack([im[:, ::-1] if f else im for im, f in zip(images, flips)])
     if rotations is not None:
         images = np.stack([np.rot90(im, k) for im, k in zip(images, rotations)])
     return to_caffe_input(images)

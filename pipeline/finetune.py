@@ -75,8 +75,10 @@ def dropout_states(net):
 
 
 def epoch_plan(config, train, epoch, iterations):
-    """(positions, quarter turns) of every batch of ``epoch``: drawn from (seed, epoch)
-    alone, so a run resumed mid-epoch replays exactly the same batches."""
+    """(positions, quarter turns, left-right flips) of every batch of ``epoch``: drawn
+    from (seed, epoch) alone, so a run resumed mid-epoch replays exactly the same
+    batches. Flips (``flip = true``: each image mirrored with probability 1/2) are
+    drawn last, so a run without them draws what it drew before they existed."""
     rng = np.random.RandomState([config.get("seed", 0), epoch])
     n = iterations * config["batch_size"]
     if config.get("balance") == "sampling":
@@ -85,7 +87,9 @@ def epoch_plan(config, train, epoch, iterations):
         positions = np.concatenate([rng.permutation(len(train))
                                     for _ in range(-(-n // len(train)))])[:n]
     turns = rng.choice([d // 90 for d in config.get("rotations", [0])], size=n)
-    return positions.reshape(iterations, -1), turns.reshape(iterations, -1)
+    flips = rng.rand(n) < 0.5 if config.get("flip") else np.zeros(n, bool)
+    shape = (iterations, -1)
+    return positions.reshape(shape), turns.reshape(shape), flips.reshape(shape)
 
 
 def finetune(config, data_path, built, run_dir, progress=True):
@@ -132,12 +136,12 @@ def finetune(config, data_path, built, run_dir, progress=True):
     try:
         while epoch < config["epochs"]:
             start = time.time()
-            positions, turns = epoch_plan(config, train, epoch, iterations)
+            positions, turns, flips = epoch_plan(config, train, epoch, iterations)
             bar = tqdm(total=iterations, initial=it_in_epoch, disable=not progress,
                        desc="epoch %d/%d" % (epoch + 1, config["epochs"]), unit="batch")
             waited, steps_start = 0.0, time.perf_counter()
             with contextlib.closing(prefetched(
-                    lambda i: train.batch(positions[i], crop, turns[i]),
+                    lambda i: train.batch(positions[i], crop, turns[i], flips[i]),
                     range(it_in_epoch, iterations))) as batches:
                 for x, wait in batches:
                     if stop:

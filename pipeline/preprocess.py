@@ -27,6 +27,9 @@ import os
 import sys
 import time
 
+import h5py
+import numpy as np
+
 from tqdm import tqdm
 
 from models.fileio import exclusive, sha1_of
@@ -49,9 +52,16 @@ def _config(labels_path, size, lcn, seed, fractions):
             "seed": seed, "fractions": json.dumps(list(fractions))}
 
 
+def _same(stored, value):
+    """Whether an HDF5 attribute read back equals the ``value`` written."""
+    return stored is not None and np.array_equal(np.asarray(stored), np.asarray(value))
+
+
 def preprocess(data_dir, out, size=256, lcn=False, seed=0, fractions=(0.7, 0.15, 0.15),
-               workers=None, progress=True):
-    """Build the HDF5 store ``out`` from ``data_dir``; returns a summary dict.
+               workers=None, progress=True, reuse=False):
+    """Build the HDF5 store ``out`` from ``data_dir``; returns a summary dict
+    (``reuse``: None, and nothing done, when ``out`` is a finished store made from
+    these labels with these settings).
 
     A second process on the same ``out`` is refused (fileio.Busy). A write
     error stops the run with an InputError naming the file; the partial store
@@ -62,6 +72,12 @@ def preprocess(data_dir, out, size=256, lcn=False, seed=0, fractions=(0.7, 0.15,
     splits = split_by_patient([r[0] for r in rows], [r[1] for r in rows], fractions, seed)
     config = _config(labels_path, size, lcn, seed, fractions)
     config["source"] = os.path.abspath(data_dir)
+    if reuse and os.path.isfile(out):
+        with h5py.File(out, "r") as f:
+            if all(_same(f.attrs.get(k), v) for k, v in config.items()):
+                print("preprocess: %s is made from these labels with these settings: reused"
+                      % out)
+                return None
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     # The workers are forked first, so that they hold neither the lock nor the HDF5 file.
     with multiprocessing.get_context("fork").Pool(workers or os.cpu_count() or 1) as pool, \

@@ -57,34 +57,44 @@ def pipeline_command(*args):
     return " ".join(shlex.quote(str(a)) for a in (sys.executable, "-m", "pipeline") + args)
 
 
-def train_command(plan, scenario, fold, seed):
-    args = ["train", "--scenario", scenario, "--data", plan["data"], "--runs", plan["runs"],
-            "--name", task_name(scenario, fold, seed), "--reuse"]
+def train_command(plan, task):
+    args = ["train", "--scenario", task["scenario"], "--data", task["data"], "--runs",
+            plan["runs"], "--name", task["name"], "--reuse"]
     if plan["weights"]:
         args += ["--weights", plan["weights"]]
-    for item in task_overrides(plan["overrides"], plan["folds"], fold, seed):
+    for item in task["overrides"]:
         args += ["--set", item]
     return pipeline_command(*args)
 
 
-def make_plan(scenarios, folds, seeds, data, weights, runs, overrides=(), tta=False,
-              device="cpu", cpus=2, mem="8G", time="04:00:00", limit=0, partition=None):
+def make_plan(scenarios, folds, seeds, data, weights, runs, overrides=(), tta=False, **engine):
     """Check every task's config, then write the plan files; returns the plan."""
     if not scenarios or not seeds:
         raise InputError("sweep: no scenarios or no seeds given")
-    for scenario, fold, seed in grid(scenarios, folds, seeds):  # every config, before anything
-        load_scenario(scenario, task_overrides(overrides, folds, fold, seed))
+    tasks = [{"name": task_name(s, f, seed), "scenario": s, "data": data,
+              "overrides": task_overrides(overrides, folds, f, seed)}
+             for s, f, seed in grid(scenarios, folds, seeds)]
+    for task in tasks:  # every config, before anything
+        load_scenario(task["scenario"], task["overrides"])
+    return write_plan({"scenarios": list(scenarios), "folds": folds, "seeds": list(seeds),
+                       "overrides": list(overrides)}, tasks, data, weights, runs, tta, **engine)
+
+
+def write_plan(plan, tasks, data, weights, runs, tta=False, device="cpu", cpus=2, mem="8G",
+               time="04:00:00", limit=0, partition=None, preprocess=()):
+    """Write the plan files of ``tasks`` (dicts: name, scenario, data, overrides; their
+    configs already checked) into ``runs``; ``preprocess``: the datasets the
+    ``prepare`` step makes before any task starts (``preprocess.preprocess``'s arguments). Returns the plan."""
     if not data or not Path(data).is_file():
         raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data)
     runs = Path(runs).resolve()
-    plan = {"scenarios": list(scenarios), "folds": folds, "seeds": list(seeds),
-            "data": str(Path(data).resolve()),
-            "weights": str(Path(weights).resolve()) if weights else None, "runs": str(runs),
-            "overrides": list(overrides), "tta": tta, "device": device,
-            "slurm": {"cpus": cpus, "mem": mem, "time": time, "limit": limit,
-                      "partition": partition}}
-    plan["tasks"] = [{"name": task_name(*t), "command": train_command(plan, *t)}
-                     for t in grid(scenarios, folds, seeds)]
+    plan = dict(plan, data=str(Path(data).resolve()),
+                weights=str(Path(weights).resolve()) if weights else None, runs=str(runs),
+                tta=tta, device=device, preprocess=list(preprocess),
+                slurm={"cpus": cpus, "mem": mem, "time": time, "limit": limit,
+                       "partition": partition})
+    tasks = [dict(t, data=str(Path(t["data"]).resolve())) for t in tasks]
+    plan["tasks"] = [dict(t, command=train_command(plan, t)) for t in tasks]
     runs.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(runs / "sweep.json", json.dumps(plan, indent=2).encode())
     atomic_write_bytes(runs / "tasks.txt",
@@ -160,13 +170,20 @@ def load_plan(runs):
 
 
 def prepare(runs):
-    """Extract the features of every feature scenario of the sweep, once each."""
+    """Make the plan's extra datasets, then extract the features of every feature
+    task's data and layer, once each."""
     from .features import prepare_features
+    from .preprocess import preprocess
     plan = load_plan(runs)
-    for scenario in plan["scenarios"]:
-        config = load_scenario(scenario, plan["overrides"])
-        if config["method"] == "features":
-            prepare_features(config, plan["data"], plan["weights"])
+    for item in plan.get("preprocess", []):
+        preprocess(**item, reuse=True)
+    done = set()
+    for task in plan["tasks"]:
+        config = load_scenario(task["scenario"], task["overrides"])
+        key = (task["data"], config.get("feature_layer"), config.get("init"))
+        if config["method"] == "features" and key not in done:
+            done.add(key)
+            prepare_features(config, task["data"], plan["weights"])
 
 
 def finish(runs):
@@ -181,8 +198,8 @@ def finish(runs):
         raise InputError("%s: %d tasks have not finished: %s" % (runs, len(missing),
                                                                  ", ".join(missing)))
     for task in plan["tasks"]:
-        evaluate(Path(plan["runs"]) / task["name"], plan["data"], tta=plan["tta"], reuse=True)
-    if plan["folds"]:
+        evaluate(Path(plan["runs"]) / task["name"], task["data"], tta=plan["tta"], reuse=True)
+    if plan.get("folds"):
         for scenario in plan["scenarios"]:
             for seed in plan["seeds"]:
                 cross_validate(scenario, plan["overrides"] + ["seed=%d" % seed], plan["data"],

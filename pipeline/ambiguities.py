@@ -1,0 +1,233 @@
+"""What the post leaves unsaid: the readings of its ambiguous sentences
+(``scenarios/ambiguities.toml``) as a one-factor-at-a-time grid of runs, and how
+far each claim's verdict moves across them.
+
+The file names a ``scenario`` (4, the DR case) and its ``[[ambiguity]]`` tables;
+each holds a quote of the post, why it is ambiguous, and two or more
+``[[ambiguity.reading]]`` tables whose ``set`` are config overrides (as ``--set``
+takes them) and whose ``preprocess = { lcn = true }`` asks for a separately
+preprocessed copy of the data. The first reading of each is the default: it must
+be what the scenario already does, so that every other reading changes exactly
+one thing from one shared default run. ``partners = true``: the reading also
+applies to the other scenarios of the post's claims (1, 2, 3, scratch), so that
+a claim compares like with like. ``[[note]]`` tables are ambiguities with nothing
+to run (the report states them).
+
+``plan`` turns the file into sweep tasks (``pipeline.sweep`` runs them: reuse,
+SLURM arrays, resume); ``reading_runs`` and ``verdicts`` read the finished runs back
+for the report (``report.ambiguity_section``).
+"""
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import h5py
+
+from models.fileio import sha1_of
+
+from .claims import CLAIMS
+from .config import flatten, load_scenario
+from .errors import InputError
+from .labels import find_inputs
+from .sweep import load_plan, write_plan
+
+AMBIGUITY_KEYS = {"name", "quote", "why", "partners", "reading"}
+READING_KEYS = {"name", "set", "preprocess"}
+PREPROCESS_KEYS = {"lcn"}
+
+
+def partners(scenario):
+    """The other scenarios of the post's claims that involve ``scenario``'s partners: every
+    scenario of a claim except ``scenario`` itself, in the claims' order."""
+    out = []
+    for _, a, b, _, _ in CLAIMS:
+        out += [s for s in (a, b) if s != scenario and s not in out]
+    return out
+
+
+def override_text(key, value):
+    """``key=value`` as ``--set`` takes it (JSON's numbers, strings, lists and booleans
+    are TOML's too)."""
+    return "%s=%s" % (key, json.dumps(value))
+
+
+def load(path):
+    """The ambiguities file as {"scenario", "ambiguities": [{name, quote, why, partners,
+    readings: [{name, overrides, lcn}]}], "notes": [{name, quote, why}]}; its shape
+    checked (one line naming the table and key), not yet its overrides (``check``)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InputError("%s: %s" % (path, e))
+
+    def fail(where, problem):
+        raise InputError("%s: %s: %s" % (path, where, problem))
+
+    unknown = set(raw) - {"scenario", "ambiguity", "note"}
+    if unknown:
+        fail(sorted(unknown)[0], "unknown key (scenario, [[ambiguity]], [[note]])")
+    if not isinstance(raw.get("scenario"), str):
+        fail("scenario", "missing (the scenario whose readings are run, e.g. \"4\")")
+    out = {"scenario": raw["scenario"], "ambiguities": [], "notes": []}
+    names = set()
+    for kind, tables in (("ambiguity", raw.get("ambiguity", [])), ("note", raw.get("note", []))):
+        for n, table in enumerate(tables):
+            where = "%s %d" % (kind, n + 1)
+            name = table.get("name")
+            if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9]*", name):
+                fail(where, "name %r is not one lower-case word (it names the runs)" % (name,))
+            if name in names:
+                fail(where, "name %r is used twice" % name)
+            names.add(name)
+            where = "%s %r" % (kind, name)
+            allowed = AMBIGUITY_KEYS if kind == "ambiguity" else {"name", "quote", "why"}
+            for key in sorted(set(table) - allowed):
+                fail(where, "%s: unknown key (%s)" % (key, ", ".join(sorted(allowed))))
+            for key in ("quote", "why"):
+                if not isinstance(table.get(key), str):
+                    fail(where, "%s: missing or not a string" % key)
+            item = {"name": name, "quote": table["quote"], "why": table["why"]}
+            if kind == "note":
+                out["notes"].append(item)
+                continue
+            if not isinstance(table.get("partners", False), bool):
+                fail(where, "partners: expected true or false")
+            readings = table.get("reading", [])
+            if len(readings) < 2:
+                fail(where, "fewer than two [[ambiguity.reading]] tables (the first is the "
+                     "default)")
+            item.update(partners=table.get("partners", False),
+                        readings=[_reading(r, "%s, reading %d" % (where, k + 1), fail)
+                                  for k, r in enumerate(readings)])
+            out["ambiguities"].append(item)
+    return out
+
+
+def _reading(table, where, fail):
+    for key in sorted(set(table) - READING_KEYS):
+        fail(where, "%s: unknown key (%s)" % (key, ", ".join(sorted(READING_KEYS))))
+    if not isinstance(table.get("name"), str):
+        fail(where, "name: missing or not a string")
+    settings, prep = table.get("set", {}), table.get("preprocess", {})
+    if not isinstance(settings, dict) or not isinstance(prep, dict):
+        fail(where, "set and preprocess are tables ({ key = value })")
+    for key in sorted(set(prep) - PREPROCESS_KEYS):
+        fail(where, "preprocess.%s: unknown key (lcn)" % key)
+    if not isinstance(prep.get("lcn", False), bool):
+        fail(where, "preprocess.lcn: expected true or false")
+    return {"name": table["name"], "lcn": prep.get("lcn", False),
+            "overrides": [override_text(k, v) for k, v in sorted(flatten(settings).items())]}
+
+
+def cells(spec):
+    """Every (ambiguity or None, reading index, scenario) the grid runs: the default
+    (None, 0) of the scenario and of its partners, then each other reading of each
+    ambiguity, on the scenario and, where ``partners``, on each partner too."""
+    main = spec["scenario"]
+    out = [(None, 0, s) for s in [main] + partners(main)]
+    for amb in spec["ambiguities"]:
+        for k in range(1, len(amb["readings"])):
+            out += [(amb["name"], k, s) for s in [main] + (partners(main) if amb["partners"]
+                                                            else [])]
+    return out
+
+
+def task_name(ambiguity, k, scenario, seed):
+    """``4-seed0`` for the default, ``4-lr2-seed0`` for reading 2 of ambiguity ``lr``."""
+    return "%s%s-seed%d" % (scenario, "-%s%d" % (ambiguity, k) if ambiguity else "", seed)
+
+
+def reading_of(spec, ambiguity, k):
+    return next(a for a in spec["ambiguities"] if a["name"] == ambiguity)["readings"][k]
+
+
+def check(spec, path, overrides=()):
+    """Every override of the file (after the sweep's own ``overrides``) against the
+    schema, and every default against its scenario, before anything runs: InputError
+    "file: ambiguity 'x', reading 'y': where: key: problem"."""
+    overrides = list(overrides)
+    plain = {s: flatten(load_scenario(s, overrides))
+             for s in [spec["scenario"]] + partners(spec["scenario"])}
+    for amb in spec["ambiguities"]:
+        for k, reading in enumerate(amb["readings"]):
+            where = "%s: ambiguity %r, reading %r" % (path, amb["name"], reading["name"])
+            for scenario in [spec["scenario"]] + (partners(spec["scenario"]) if amb["partners"]
+                                                  else []):
+                try:
+                    config = flatten(load_scenario(scenario, overrides + reading["overrides"]))
+                except InputError as e:
+                    raise InputError("%s: %s" % (where, e))
+                base = plain[scenario]
+                changed = sorted(key for key in set(config) | set(base)
+                                 if config.get(key) != base.get(key))
+                changed += ["preprocess.lcn"] if reading["lcn"] else []
+                if k == 0 and changed:
+                    raise InputError("%s: %s: the first reading is the default and must be "
+                                     "what scenario %s does already" % (where, changed[0],
+                                                                        scenario))
+
+
+def lcn_path(data):
+    """Where the LCN copy of preprocessed ``data`` goes: beside it, ``<name>-lcn.h5``."""
+    data = Path(data)
+    return data.with_name(data.stem + "-lcn.h5")
+
+
+def plan(path, seeds, data, images, weights, runs, overrides=(), tta=False, **engine):
+    """Check the file, then write the sweep plan of its grid into ``runs``; ``overrides``
+    apply to every run, before each reading's own."""
+    spec = load(path)
+    if not seeds:
+        raise InputError("ambiguities: no seeds given")
+    check(spec, path, overrides)
+    if not data or not Path(data).is_file():
+        raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data)
+    preprocess = []
+    if any(r["lcn"] for a in spec["ambiguities"] for r in a["readings"]):
+        preprocess.append(lcn_item(data, images))
+    tasks = []
+    for ambiguity, k, scenario in cells(spec):
+        reading = reading_of(spec, ambiguity, k) if ambiguity else {"overrides": [], "lcn": False}
+        for seed in seeds:
+            tasks.append({"name": task_name(ambiguity, k, scenario, seed), "scenario": scenario,
+                          "ambiguity": ambiguity, "reading": k, "seed": seed,
+                          "data": preprocess[0]["out"] if reading["lcn"] else data,
+                          "overrides": list(overrides) + reading["overrides"]
+                          + ["seed=%d" % seed]})
+    return write_plan({"ambiguities": spec, "file": str(Path(path).resolve()),
+                       "seeds": list(seeds), "overrides": list(overrides)}, tasks, data,
+                      weights, runs, tta,
+                      preprocess=preprocess, **engine)
+
+
+def lcn_item(data, images):
+    """The ``prepare`` step's job making the LCN copy of ``data`` from its images folder
+    ``images`` (with ``data``'s own size and split), after checking it is its source."""
+    if not images:
+        raise InputError("ambiguities: a reading needs the data preprocessed with --lcn: "
+                         "give the images folder of %s (make ambiguities DATA=...)" % data)
+    try:
+        labels, _ = find_inputs(images)
+    except InputError as e:
+        raise InputError("ambiguities: %s" % e)
+    with h5py.File(data, "r") as f:
+        attrs = dict(f.attrs)
+    if sha1_of(labels) != attrs["labels_sha1"]:
+        raise InputError("%s: not the labels %s was preprocessed from" % (labels, data))
+    return {"data_dir": str(Path(images).resolve()), "out": str(lcn_path(data).resolve()),
+            "lcn": True, "size": int(attrs["size"]), "seed": int(attrs["seed"]),
+            "fractions": json.loads(attrs["fractions"])}
+
+
+def find_plans(runs_root):
+    """The ambiguity plans in ``runs_root`` or a folder of it (``runs/ambiguities``)."""
+    root = Path(runs_root)
+    out = []
+    for path in [root / "sweep.json"] + sorted(root.glob("*/sweep.json")):
+        if path.is_file():
+            plan = load_plan(path.parent)
+            if "ambiguities" in plan:
+                out.append(plan)
+    return out
