@@ -45,7 +45,7 @@ help:
 	@echo "  make reproduce   every scenario of the claims -> evaluate -> report"
 	@echo "                   [WEIGHTS=file.caffemodel SCENARIO='1 2 3 4 scratch' SEEDS=0,1]"
 	@echo "  make reproduce-plan  only the line saying what reproduce would run, how long"
-	@echo "  make download    DATA=kaggle: Kaggle's training set into data/kaggle"
+	@echo "  make download    DATA=kaggle: Kaggle's training and test sets into data/kaggle [TEST_SET=0]"
 	@echo "  make preprocess  DATA -> data/processed/<name>.h5"
 	@echo "  make weights     download the BVLC GoogLeNet weights to $(WEIGHTS)"
 	@echo "  make train       SCENARIO=4 [SEEDS=0,1,2 LR=0.0005 EPOCHS=20 SET='key=value ...']"
@@ -122,14 +122,20 @@ clean-cache:
 	rm -rf weights/cache
 
 # ---- the chain: each step is skipped when its output is newer than its inputs
-download: $(LABELS)
 # Only DATA=kaggle is downloaded: any other directory must already hold its
 # images and labels (a typo in DATA must not start a download into the typo).
+# make download: the training set and the test set (TEST_SET=0: not the test
+# set); the chain itself fetches only the training set.
+NO_DATA = echo "error: $(DATA): no labels.csv or trainLabels.csv (DATA= must name a directory with the images and their labels, or be kaggle)" >&2; exit 2
+download: | $(STAMP)
+ifeq ($(DATA),kaggle)
+	$(PY) -m pipeline download --out $(DATA_DIR) $(if $(filter 0,$(TEST_SET)),--train-only)
+else
+	@test -f $(LABELS) || { $(NO_DATA); }
+endif
 $(DATA_DIR)/trainLabels.csv: | $(STAMP)
-	@if [ "$(DATA)" != "kaggle" ]; then \
-	  echo "error: $(DATA): no labels.csv or trainLabels.csv (DATA= must name a directory with the images and their labels, or be kaggle)" >&2; \
-	  exit 2; fi
-	$(PY) -m pipeline download --out $(DATA_DIR)
+	@if [ "$(DATA)" != "kaggle" ]; then $(NO_DATA); fi
+	$(PY) -m pipeline download --out $(DATA_DIR) --train-only
 
 preprocess: $(DATASET)
 $(DATASET): $(LABELS) | $(STAMP)
@@ -204,10 +210,11 @@ sweep: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 # ---- what the post leaves unsaid: every reading of scenarios/ambiguities.toml, one
 # change at a time from scenario 4 (and the claims' partners where a reading applies
 # to them), through the sweep engine; the report's "How much the unstated choices matter"
+AMBIGUITY_FILE ?= scenarios/ambiguities.toml
 AMBIGUITY_RUNS ?= $(RUNS)/ambiguities
-ambiguities: $(DATASET) $(WEIGHTS) | $(STAMP)
-	$(PY) -m pipeline sweep plan --ambiguities scenarios/ambiguities.toml \
-	  --runs $(AMBIGUITY_RUNS) --images $(DATA_DIR) --weights $(WEIGHTS) $(PLAN_ARGS)
+ambiguities: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline sweep plan --ambiguities $(AMBIGUITY_FILE) --runs $(AMBIGUITY_RUNS) \
+	  --images $(DATA_DIR) $(if $(NEEDS_WEIGHTS),--weights $(WEIGHTS)) $(PLAN_ARGS)
 	$(call run-plan,$(AMBIGUITY_RUNS))
 
 # a real single-node SLURM (slurm-wlm + munge, installed when root on Debian) runs

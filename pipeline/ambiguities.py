@@ -14,8 +14,7 @@ a claim compares like with like. ``[[note]]`` tables are ambiguities with nothin
 to run (the report states them).
 
 ``plan`` turns the file into sweep tasks (``pipeline.sweep`` runs them: reuse,
-SLURM arrays, resume); ``reading_runs`` and ``verdicts`` read the finished runs back
-for the report (``report.ambiguity_section``).
+SLURM arrays, resume); ``robustness`` reads the finished runs back for the report.
 """
 import json
 import re
@@ -26,24 +25,16 @@ import h5py
 
 from models.fileio import sha1_of
 
-from .claims import CLAIMS
 from .config import flatten, load_scenario
 from .errors import InputError
 from .labels import find_inputs
-from .sweep import load_plan, write_plan
+from .robustness import partners, reading_of
+from .sweep import write_plan
 
 AMBIGUITY_KEYS = {"name", "quote", "why", "partners", "reading"}
 READING_KEYS = {"name", "set", "preprocess"}
 PREPROCESS_KEYS = {"lcn"}
 
-
-def partners(scenario):
-    """The other scenarios of the post's claims that involve ``scenario``'s partners: every
-    scenario of a claim except ``scenario`` itself, in the claims' order."""
-    out = []
-    for _, a, b, _, _ in CLAIMS:
-        out += [s for s in (a, b) if s != scenario and s not in out]
-    return out
 
 
 def override_text(key, value):
@@ -139,9 +130,6 @@ def task_name(ambiguity, k, scenario, seed):
     return "%s%s-seed%d" % (scenario, "-%s%d" % (ambiguity, k) if ambiguity else "", seed)
 
 
-def reading_of(spec, ambiguity, k):
-    return next(a for a in spec["ambiguities"] if a["name"] == ambiguity)["readings"][k]
-
 
 def check(spec, path, overrides=()):
     """Every override of the file (after the sweep's own ``overrides``) against the
@@ -219,15 +207,3 @@ def lcn_item(data, images):
     return {"data_dir": str(Path(images).resolve()), "out": str(lcn_path(data).resolve()),
             "lcn": True, "size": int(attrs["size"]), "seed": int(attrs["seed"]),
             "fractions": json.loads(attrs["fractions"])}
-
-
-def find_plans(runs_root):
-    """The ambiguity plans in ``runs_root`` or a folder of it (``runs/ambiguities``)."""
-    root = Path(runs_root)
-    out = []
-    for path in [root / "sweep.json"] + sorted(root.glob("*/sweep.json")):
-        if path.is_file():
-            plan = load_plan(path.parent)
-            if "ambiguities" in plan:
-                out.append(plan)
-    return out

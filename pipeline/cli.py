@@ -50,7 +50,7 @@ def cmd_download_weights(args):
 
 def cmd_download(args):
     from .download import download_kaggle
-    print(download_kaggle(args.out))
+    print(download_kaggle(args.out, test=not args.train_only))
     return 0
 
 
@@ -229,8 +229,10 @@ def parser():
     w.add_argument("--out", default="weights/bvlc_googlenet.caffemodel")
     w.set_defaults(func=cmd_download_weights)
 
-    d = sub.add_parser("download", help="fetch the Kaggle 2015 DR training set")
+    d = sub.add_parser("download", help="fetch the Kaggle 2015 DR training and test sets")
     d.add_argument("--out", default="data/kaggle")
+    d.add_argument("--train-only", action="store_true", help="not the test set (its images "
+                   "are only for make kaggle-test)")
     d.set_defaults(func=cmd_download)
 
     pp = sub.add_parser("preprocess", help="images + labels -> HDF5 (crop, resize, split)")

@@ -20,6 +20,8 @@ from .errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
+#: the readings file of ``make ambiguities`` (pipeline.ambiguities), beside the scenarios
+AMBIGUITIES = SCENARIOS / "ambiguities.toml"
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 
 
@@ -229,13 +231,20 @@ def read_scenario_file(path, seen=()):
     return merged(read_scenario_file(base_path, tuple(seen) + (path,)), config)
 
 
+def scenario_files():
+    """The scenario files of ``scenarios/``."""
+    return sorted(p for p in SCENARIOS.glob("*.toml") if p != AMBIGUITIES)
+
+
 def load_scenario(name, overrides=()):
     """The scenario's config dict, with ``overrides`` ("key=value") applied and the
     whole checked by ``validate``."""
     path = Path(name) if str(name).endswith(".toml") else SCENARIOS / ("%s.toml" % name)
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.toml")))
-        raise InputError("%s: no such scenario (known: %s)" % (path, known))
+    if not path.exists() or path.resolve() == AMBIGUITIES:
+        known = ", ".join(sorted(p.stem for p in scenario_files()))
+        raise InputError("%s: no such scenario (known: %s)%s" % (
+            path, known, "; it is the readings file of make ambiguities" if path.exists()
+            else ""))
     config = read_scenario_file(path)
     config["scenario"] = path.stem
     origins = {}

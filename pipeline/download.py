@@ -1,5 +1,7 @@
-"""Downloads: the BVLC GoogLeNet weights (resumable, SHA1-checked)."""
+"""Downloads: the BVLC GoogLeNet weights (resumable, SHA1-checked); Kaggle's training
+and test sets (per file resumable, split archives joined and extracted)."""
 import os
+import re
 import urllib.error
 import urllib.request
 
@@ -61,8 +63,12 @@ def download_weights(out):
 
 KAGGLE_COMPETITION = "diabetic-retinopathy-detection"
 KAGGLE_FILES = ["trainLabels.csv.zip"] + ["train.zip.%03d" % i for i in range(1, 6)]
+#: the test set's split archive, its parts found in the competition's file list
+TEST_PARTS = re.compile(r"test\.zip\.(\d{3})")
 BY_HAND = ("place the competition's files by hand as %s/train/*.jpeg and %s/trainLabels.csv "
            "(or run make preprocess DATA=<any dir with images/ and labels.csv>)")
+TEST_BY_HAND = ("place Kaggle's test images by hand as %s/test/*.jpeg (and run make kaggle-test "
+                "DATA=<that folder>)")
 
 
 def kaggle_credentials():
@@ -77,33 +83,66 @@ def kaggle_credentials():
     return None
 
 
-def kaggle_layout_complete(raw_dir):
-    train = os.path.join(raw_dir, "train")
-    return (os.path.exists(os.path.join(raw_dir, "trainLabels.csv")) and os.path.isdir(train)
-            and any(n.endswith(".jpeg") for n in os.listdir(train)))
+def has_images(folder):
+    return os.path.isdir(folder) and any(n.endswith(".jpeg") for n in os.listdir(folder))
 
 
-def download_kaggle(raw_dir="data/kaggle"):
-    """The Kaggle 2015 DR training set into ``raw_dir/train`` + ``trainLabels.csv``.
+def kaggle_layout_complete(raw_dir, test=False):
+    """Whether ``raw_dir`` holds the training set (and, with ``test``, the test set)."""
+    return (os.path.exists(os.path.join(raw_dir, "trainLabels.csv"))
+            and has_images(os.path.join(raw_dir, "train"))
+            and (not test or has_images(os.path.join(raw_dir, "test"))))
+
+
+def kaggle_api():
+    """The Kaggle client, authenticated."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    api = KaggleApi()
+    api.authenticate()
+    return api
+
+
+def test_parts(api):
+    """The names of the test set's archive parts in the competition's file list, in order
+    (001 to N, none missing)."""
+    names, token = [], None
+    while True:
+        page = api.competition_list_files(KAGGLE_COMPETITION, page_token=token, page_size=200)
+        names += [f.name for f in page.files]
+        token = page.next_page_token
+        if not token:
+            break
+    parts = sorted((int(m.group(1)), m.group(0)) for m in map(TEST_PARTS.fullmatch, names) if m)
+    if not parts or [n for n, _ in parts] != list(range(1, len(parts) + 1)):
+        raise ValueError("the competition's file list has test.zip parts %s, not 001 to N"
+                         % ([name for _, name in parts] or "none"))
+    return [name for _, name in parts]
+
+
+def download_kaggle(raw_dir="data/kaggle", test=True, api=None):
+    """The Kaggle 2015 DR training set into ``raw_dir/train`` + ``trainLabels.csv`` and,
+    with ``test``, its 53,576 test images into ``raw_dir/test``.
 
     Resumable per file: parts already in ``raw_dir/downloads`` are kept, members
     already extracted are not extracted again. Raises InputError (one line, with
-    how to place the files by hand) without credentials or network.
+    how to place the files by hand) without credentials or network. ``api``: a
+    Kaggle client (the real one, authenticated, when None).
     """
     import zipfile
-    if kaggle_layout_complete(raw_dir):
+    if kaggle_layout_complete(raw_dir, test):
         return raw_dir
-    hand = BY_HAND % (raw_dir, raw_dir)
-    if kaggle_credentials() is None:
+    hand = (BY_HAND % (raw_dir, raw_dir) if not kaggle_layout_complete(raw_dir)
+            else TEST_BY_HAND % raw_dir)
+    if api is None and kaggle_credentials() is None:
         raise InputError("%s: no Kaggle credentials (KAGGLE_API_TOKEN or ~/.kaggle/access_token); "
                          "%s" % (raw_dir, hand))
     downloads = os.path.join(raw_dir, "downloads")
     os.makedirs(downloads, exist_ok=True)
     try:
-        from kaggle.api.kaggle_api_extended import KaggleApi
-        api = KaggleApi()
-        api.authenticate()
-        for name in KAGGLE_FILES:
+        api = api or kaggle_api()
+        archives = [("train.zip", KAGGLE_FILES[1:])] + ([("test.zip", test_parts(api))]
+                                                         if test else [])
+        for name in KAGGLE_FILES[:1] + [p for _, parts in archives for p in parts]:
             if not os.path.exists(os.path.join(downloads, name)):
                 api.competition_download_file(KAGGLE_COMPETITION, name, path=downloads, quiet=False)
     except Exception as e:  # the client raises many kinds, all mean "no data"
@@ -112,22 +151,40 @@ def download_kaggle(raw_dir="data/kaggle"):
                             type(e).__name__, hand))
     with zipfile.ZipFile(os.path.join(downloads, "trainLabels.csv.zip")) as z:
         z.extractall(raw_dir)
-    joined = os.path.join(downloads, "train.zip")
-    if not os.path.exists(joined):  # the parts are one split zip archive
+    for joined, parts in archives:
+        extract(join_parts(downloads, joined, parts), raw_dir)
+    return raw_dir
+
+
+def join_parts(downloads, joined, parts):
+    """The parts of a split zip archive, concatenated once into ``downloads/joined``."""
+    joined = os.path.join(downloads, joined)
+    if not os.path.exists(joined):
         with atomic_path(joined) as tmp, open(tmp, "wb") as out:
-            for name in KAGGLE_FILES[1:]:
+            for name in parts:
                 with open(os.path.join(downloads, name), "rb") as part:
                     while True:
                         block = part.read(1 << 24)
                         if not block:
                             break
                         out.write(block)
-    with zipfile.ZipFile(joined) as z:
+    return joined
+
+
+def extract(archive, raw_dir):
+    """The members of ``archive`` not yet in ``raw_dir``, each through a temporary name (a
+    killed run leaves no half image)."""
+    import zipfile
+    try:
+        z = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as e:
+        os.unlink(archive)  # joined from incomplete parts: joined again next time
+        raise InputError("%s: not a zip archive (%s); removed it: check the parts beside it and "
+                         "run again" % (archive, e))
+    with z:
         members = [m for m in z.namelist()
                    if not m.endswith("/") and not os.path.exists(os.path.join(raw_dir, m))]
-        for member in tqdm(members, unit="file", desc="extract"):
-            # each file through a temporary name: a killed run leaves no half image
+        for member in tqdm(members, unit="file", desc="extract %s" % os.path.basename(archive)):
             with z.open(member) as src, atomic_path(os.path.join(raw_dir, member)) as tmp:
                 with open(tmp, "wb") as dst:
                     dst.write(src.read())
-    return raw_dir

@@ -18,23 +18,29 @@ def read_npz(path):
         return {k: npz[k] for k in npz.files}
 
 
+def load_run(run_dir, data_sha1=None):
+    """A finished run evaluated on its own data (with SHA1 ``data_sha1``, if given): a
+    dict of dir, config, env, evaluation, predictions; None for any other."""
+    run_dir = Path(run_dir)
+    paths = [run_dir / n for n in ("DONE", "config.json", "environment.json",
+                                   "evaluation.json", "predictions.npz")]
+    if not all(p.exists() for p in paths):
+        return None
+    evaluation = json.loads(paths[3].read_text())
+    if evaluation["external"] or data_sha1 not in (
+            None, evaluation.get("settings", {}).get("data_sha1")):
+        return None
+    return {"dir": run_dir, "config": json.loads(paths[1].read_text()),
+            "env": json.loads(paths[2].read_text()), "evaluation": evaluation,
+            "predictions": read_npz(paths[4])}
+
+
 def load_runs(runs_root, data_sha1):
     """Every finished run of ``runs_root`` evaluated on its own data with SHA1
-    ``data_sha1``: dicts of dir, config, env, evaluation, predictions."""
-    runs = []
-    for run_dir in sorted(p for p in Path(runs_root).iterdir()
-                          if p.is_dir() and not p.is_symlink()):
-        paths = [run_dir / n for n in ("DONE", "config.json", "environment.json",
-                                       "evaluation.json", "predictions.npz")]
-        if not all(p.exists() for p in paths):
-            continue
-        evaluation = json.loads(paths[3].read_text())
-        if evaluation.get("settings", {}).get("data_sha1") != data_sha1 or evaluation["external"]:
-            continue
-        runs.append({"dir": run_dir, "config": json.loads(paths[1].read_text()),
-                     "env": json.loads(paths[2].read_text()), "evaluation": evaluation,
-                     "predictions": read_npz(paths[4])})
-    return runs
+    ``data_sha1`` (``load_run``'s dicts)."""
+    runs = (load_run(p, data_sha1) for p in sorted(Path(runs_root).iterdir())
+            if p.is_dir() and not p.is_symlink())
+    return [r for r in runs if r]
 
 
 def val_predictions(run):

@@ -62,17 +62,32 @@ def inline(text):
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
+#: the report's sections the README shows, each up to its first ``###`` subsection
+README_SECTIONS = ("The post's claims", "How much the unstated choices matter",
+                   "Results per scenario", "Five levels, as Kaggle scored them",
+                   "Kaggle's test set", "Cross-validation by patient")
+
+
+def readme_part(text):
+    """The lines of ``README_SECTIONS`` in report Markdown ``text``, in its order, each
+    section up to its first subsection, headings one level down, images left out."""
+    lines, keep = [], False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            keep = line[3:].strip() in README_SECTIONS
+        elif line.startswith("### "):
+            keep = False
+        if keep and not line.startswith("!["):
+            lines.append("#" + line if line.startswith("## ") else line)
+    return lines
+
+
 def update_readme(readme, report_md):
     """Replace what stands between the results markers of ``readme`` with the
-    measured part of the report (claims, per-scenario and CV tables; external
-    data and the list of every run stay in the report)."""
+    measured part of the report (``readme_part``: the claims, their robustness to
+    the post's ambiguities, the per-scenario, 5-level and CV tables)."""
     readme, text = Path(readme), Path(report_md).read_text()
-    start = text.index("## The post's claims")
-    end = min(text.index(h, start) for h in ("## External", "## Every run", "## Data")
-              if h in text[start:])
-    measured = text[start:end]
-    lines = ["#" + line if line.startswith("## ") else line for line in measured.splitlines()
-             if not line.startswith("![")]
+    lines = readme_part(text)
     page = readme.read_text()
     if README_BEGIN not in page or README_END not in page:
         raise InputError("%s: no %s ... %s markers to write the results between"

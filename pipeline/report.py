@@ -79,6 +79,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
         rows.append(both_eyes_row("4", by_scenario["4"][0], val_predictions(by_scenario["4"][0]),
                                   resamples))
     md += ["| %s | %s | %s | **%s** |" % row for row in rows]
+    md += ambiguity_section(runs_root, resamples)
     curves = roc_curves(by_scenario)
     if curves:
         plot_roc(curves, str(runs_root / (stem + "-roc.png")),
@@ -86,6 +87,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
         md += ["", "![ROC curves of every scenario on the test split](%s-roc.png)" % stem]
     md += scenario_tables(groups, first, resamples)
     md += levels_section(groups)
+    md += kaggle_test_section(runs)
     md += gallery_section(by_scenario.get("4"), runs_root, stem)
     md += cv_section(cv)
     md += external_section(load_external(runs), runs_root, stem)
@@ -104,6 +106,97 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     html_path = runs_root / (stem + ".html")
     atomic_write_bytes(html_path, page.encode())
     return html_path
+
+
+def ambiguity_section(runs_root, resamples=RESAMPLES):
+    """How far each claim's verdict moves across the readings of what the post leaves
+    unsaid (the ambiguity plan in ``runs_root`` or a folder of it: ``make ambiguities``):
+    a robustness line per claim, then every reading's figures and verdicts."""
+    from .robustness import find_plans, reading_of, reading_runs, robustness, verdicts
+    from .claims import CLAIMS
+    plans = find_plans(runs_root)
+    if not plans:
+        return []
+    plan = plans[0]
+    spec, cells = plan["ambiguities"], reading_runs(plan)
+    table = verdicts(spec, cells, resamples)
+    main = spec["scenario"]
+    done = sum(len(r) for r in cells.values())
+    md = ["", "## How much the unstated choices matter", "",
+          "The post leaves %d choices open (`%s`). Each reading below is scenario %s with that "
+          "one thing changed from the default (and the claims' other scenarios changed too "
+          "where the reading concerns them: %s), %s; every claim is decided again under each "
+          "reading by the same paired bootstrap on the test split. %d of %d runs are finished "
+          "and evaluated (`%s`)." % (
+              len(spec["ambiguities"]), Path(plan["file"]).name, main,
+              ", ".join(a["name"] for a in spec["ambiguities"] if a["partners"]) or "none",
+              "seed " + ", ".join(map(str, plan["seeds"])) if len(plan["seeds"]) < 2 else
+              "seeds %s (figures are their means)" % ", ".join(map(str, plan["seeds"])),
+              done, len(plan["tasks"]), Path(plan["runs"]).name), "",
+          "| claim | by default | under every reading that changes one of its scenarios |",
+          "|---|---|---|"]
+    md += ["| %s | **%s** | %s |" % (claim[0], table[0][2][i][0], robustness(spec, table, i))
+           for i, claim in enumerate(CLAIMS)]
+    md += ["", "### Every reading", ""]
+    md += ["- **%s**: \"%s\" - %s" % (a["name"], a["quote"], a["why"])
+           for a in spec["ambiguities"]]
+    md += ["- **%s** (nothing to run): \"%s\" - %s" % (n["name"], n["quote"], n["why"])
+           for n in spec["notes"]]
+    md += ["", "Scenario %s's test AUC and its kappa (referable DR at the operating point "
+           "chosen on validation), with 95 %% patient-bootstrap intervals; its ΔAUC against "
+           "the default by a paired bootstrap; then each claim's verdict and ΔAUC (C1-C%d in "
+           "the order of the table above; - where the reading changes neither of its "
+           "scenarios, so the default's verdict stands)." % (main, len(CLAIMS)), "",
+           "| ambiguity | reading | runs | test AUC | kappa | ΔAUC vs default | %s |" % " | ".join(
+               "C%d" % (i + 1) for i in range(len(CLAIMS))),
+           "|---|---|---|---|---|---|%s" % ("---|" * len(CLAIMS))]
+    by_reading = {(a, k): v for a, k, v in table}
+    default_runs = cells.get((None, 0, main), [])
+    for amb in spec["ambiguities"]:
+        for k, reading in enumerate(amb["readings"]):
+            runs = cells.get((amb["name"], k, main) if k else (None, 0, main), [])
+            claims = by_reading[(amb["name"], k) if k else (None, 0)]
+            md.append("| %s | %s%s | %d | %s | %s | %s | %s |" % (
+                amb["name"] if k == 0 else "", reading_of(spec, amb["name"], k)["name"],
+                " (default)" if k == 0 else "", len(runs),
+                reading_figure(runs, "auc"), reading_figure(runs, "kappa"),
+                "" if k == 0 else reading_difference(runs, default_runs, resamples),
+                " | ".join("**%s** %s" % (v, e.split(" (")[0]) if touched or k == 0 else "-"
+                           for v, e, touched in claims)))
+    return md + [""]
+
+
+def reading_figure(runs, metric):
+    """A reading's test figure: the run's value with its interval, or the mean ± sd of
+    several seeds; a 5-level run adds its tuned quadratic kappa."""
+    if not runs:
+        return "not run yet"
+    where = "argmax" if metric == "auc" else "at_operating_point"
+    values = [r["evaluation"][where][metric] for r in runs]
+    text = fmt(values[0]) if len(runs) == 1 else "%.3f ± %.3f" % (
+        np.mean([v["value"] for v in values]), np.std([v["value"] for v in values], ddof=1))
+    levels = runs[0]["evaluation"].get("levels")
+    if metric == "kappa" and levels:
+        text += "; 5 levels, tuned: %s" % fmt(levels["kappa_tuned"])
+    return text
+
+
+def reading_difference(runs, default_runs, resamples):
+    """ΔAUC of a reading's runs against the default's on the same test images."""
+    from .claims import scores
+    from .stats import paired_difference
+    if not runs or not default_runs:
+        return ""
+    a, b = runs[0], default_runs[0]
+    if list(a["predictions"]["names"]) != list(b["predictions"]["names"]):
+        return "other test images"
+    if a["config"].get("threshold", 2) != b["config"].get("threshold", 2):
+        return "not comparable (another positive class)"
+    d = paired_difference([scores(r["predictions"]) for r in runs],
+                          [scores(r["predictions"]) for r in default_runs],
+                          referable(b["predictions"], b["config"]), b["predictions"]["patients"],
+                          "auc", resamples)
+    return "%+.3f [%+.3f, %+.3f]" % (d["value"], d["ci"][0], d["ci"][1])
 
 
 #: the cases the gallery shows, and how many of each
@@ -256,7 +349,8 @@ def levels_section(groups):
           "argmax and at four cut-points on the expected level (sum k p_k) chosen on the "
           "validation split to maximise kappa (%s), with 95 %% patient-bootstrap intervals. "
           "For scale: Kaggle 2015's private leaderboard, on its own test set, was won at "
-          "0.850 (2nd 0.845, 5th 0.829)." % (first["n"], first["operating_point"]["cut_search"]),
+          "%.3f (%s)." % (first["n"], first["operating_point"]["cut_search"], LEADERBOARD[0][1],
+                          ", ".join("%s %.3f" % (w.split(",")[0], k) for w, k in LEADERBOARD[1:])),
           "", "| scenario | seed | kappa, argmax | kappa, tuned cut-points | cut-points | "
           "val kappa, tuned |", "|---|---|---|---|---|---|"]
     for label, run in rows:
@@ -266,11 +360,47 @@ def levels_section(groups):
             fmt(g["kappa_tuned"]), ", ".join("%.2f" % c for c in g["cuts"]),
             point["val_kappa_tuned"]))
     label, run = rows[0]
-    md += ["", "Confusion at the tuned cut-points, %s seed %s (rows: true level, columns: "
-           "graded level):" % (display(label), run["config"].get("seed", 0)), "",
+    md += ["", "### Confusion at the tuned cut-points", "",
+           "%s seed %s (rows: true level, columns: graded level):" % (
+               display(label), run["config"].get("seed", 0)), "",
            "| true level | graded 0 | 1 | 2 | 3 | 4 |", "|---|---|---|---|---|---|"]
     md += ["| %d | %s |" % (k, " | ".join(map(str, row)))
            for k, row in enumerate(run["evaluation"]["levels"]["confusion_tuned"])]
+    return md + [""]
+
+
+#: Kaggle 2015's private leaderboard (quadratic weighted kappa on its test set's Private
+#: part), and a published replication's referable AUC on the whole test set
+LEADERBOARD = (("1st, Graham", 0.8496), ("2nd, team o_O (Lasagne/Theano)", 0.8448),
+               ("3rd", 0.8394), ("5th, De Fauw", 0.8290))
+VOETS_2019 = ("Voets et al. 2019 (re-implementing Gulshan 2016)", 0.951, (0.947, 0.956))
+
+
+def kaggle_test_section(runs):
+    """The runs scored on Kaggle's official test set (``make kaggle-test ... SOLUTION=``:
+    their ``score.json``), beside the leaderboard and a published replication."""
+    scored = [(run, path) for run in runs
+              for path in sorted(run["dir"].glob("kaggle-test/*/score.json"))]
+    if not scored:
+        return []
+    md = ["", "## Kaggle's test set", "",
+          "Scored against Kaggle's released solution by `make kaggle-test`: quadratic "
+          "weighted kappa over levels 0-4 and the AUC of referable DR, on the Public and the "
+          "Private part, with 95 % patient-bootstrap intervals (a binary run submits level "
+          "2 when referable, else 0: its kappa measures that decision only).", "",
+          "| run | test images | Public kappa | Private kappa | Private AUC, referable |",
+          "|---|---|---|---|---|"]
+    for run, path in scored:
+        score = json.loads(path.read_text())
+        parts = [score.get(u) for u in ("Public", "Private")]
+        md.append("| %s (%s) | %s: %d | %s | %s | %s |" % (
+            run["dir"].name, run["config"]["target"], path.parent.name,
+            sum(p["images"] for p in parts if p),
+            *[fmt(p["kappa"]) if p else "-" for p in parts],
+            fmt(parts[1]["auc_referable"]) if parts[1] else "-"))
+    md += ["| Kaggle 2015, %s | 53,576 | | %.4f | |" % (who, kappa) for who, kappa in LEADERBOARD]
+    md.append("| %s | all | | | %.3f [%.3f, %.3f] |" % (VOETS_2019[0], VOETS_2019[1],
+                                                         *VOETS_2019[2]))
     return md + [""]
 
 

@@ -75,9 +75,13 @@ def test_solver_prototxt_keys_are_checked_too(tmp_path):
 
 def test_every_key_of_the_shipped_scenarios_is_in_the_schema():
     import tomllib
-    from pipeline.config import SCENARIOS, flatten
-    for path in SCENARIOS.glob("*.toml"):  # "base" names the scenario a file changes
+    from pipeline.config import flatten, scenario_files
+    paths = scenario_files()
+    assert {p.stem for p in paths} == {"1", "2", "3", "4", "4-levels", "scratch"}
+    for path in paths:  # "base" names the scenario a file changes
         assert set(flatten(tomllib.loads(path.read_text()))) - {"base"} <= set(SCHEMA), path
+    with pytest.raises(InputError, match="no such scenario .*readings file of make ambig"):
+        load_scenario("ambiguities")
 
 
 def test_a_scenario_based_on_another_changes_only_what_it_sets(tmp_path, monkeypatch):

@@ -95,6 +95,12 @@ def test_batch_crops_the_centre_rotates_counter_clockwise_and_is_caffes_input(tm
     np.testing.assert_array_equal(turned[0, :, 0, 0], [50 - 104, 100 - 117, 200 - 123])
     assert (turned[0, :, 0, 3] == [-104, -117, -123]).all()
     assert data.targets.tolist() == [1] and data.batch([0], 4, [4]).tolist() == x.tolist()
+    # mirrored left-right (top right -> top left), then turned: top left -> bottom left
+    mirrored = data.batch([0], 4, [0], [True])
+    np.testing.assert_array_equal(mirrored[0, :, 0, 0], [50 - 104, 100 - 117, 200 - 123])
+    both = data.batch([0], 4, [1], [True])
+    np.testing.assert_array_equal(both[0, :, 3, 0], [50 - 104, 100 - 117, 200 - 123])
+    assert data.batch([0], 4, [1], [False]).tolist() == turned.tolist()
 
 
 def test_balanced_sampling_draws_each_class_half_the_time():

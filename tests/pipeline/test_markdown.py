@@ -16,7 +16,10 @@ def test_the_subset_by_hand(tmp_path):
 def test_the_readme_gets_the_measured_part_between_its_markers(tmp_path):
     report = tmp_path / "report-data.md"
     report.write_text("# Report\n\n## The post's claims\n\n| c |\n\n![roc](x.png)\n\n"
-                      "## Results per scenario\n\ntable\n\n## Every run\n\nnot this\n")
+                      "## How much the unstated choices matter\n\n| robust |\n\n"
+                      "### Every reading\n\nnot the details\n\n"
+                      "## Results per scenario\n\ntable\n\n## Where the network looks\n\n"
+                      "no gallery\n\n## Every run\n\nnot this\n")
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n<!-- results:begin -->\nthe typed table\n"
                       "<!-- results:end -->\n\nrest\n")
@@ -24,6 +27,9 @@ def test_the_readme_gets_the_measured_part_between_its_markers(tmp_path):
     text = readme.read_text()
     assert "the typed table" not in text and "### The post's claims" in text
     assert "### Results per scenario" in text and "not this" not in text and "x.png" not in text
+    assert "### How much the unstated choices matter\n\n| robust |" in text
+    assert "not the details" not in text and "Every reading" not in text
+    assert "no gallery" not in text and "Where the network" not in text
     assert text.endswith("rest\n")
     readme.write_text("# no markers\n")
     with pytest.raises(InputError, match="no <!-- results:begin --> ... <!-- results:end -->"):

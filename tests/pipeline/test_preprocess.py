@@ -264,3 +264,15 @@ def test_skip_messages_get_their_own_line(tmp_path, synthetic_dir, capsys):
     err = capsys.readouterr().err
     (line,) = [l for l in err.split("\n") if "3_right" in l]
     assert line.split("\r")[-1].startswith("preprocess: skipped unreadable image 3_right.jpeg")
+
+
+def test_reuse_keeps_a_finished_store_of_the_same_settings_only(tmp_path, synthetic_dir, capsys):
+    out = str(tmp_path / "d.h5")
+    assert pp.preprocess(str(synthetic_dir), out, size=48, progress=False)["stored"] > 0
+    before = os.stat(out).st_mtime_ns
+    assert pp.preprocess(str(synthetic_dir), out, size=48, progress=False, reuse=True) is None
+    assert os.stat(out).st_mtime_ns == before and "reused" in capsys.readouterr().out
+    assert pp.preprocess(str(synthetic_dir), out, size=48, lcn=True, progress=False,
+                         reuse=True) is not None  # another setting: made again
+    with h5py.File(out, "r") as f:
+        assert bool(f.attrs["lcn"])

@@ -198,3 +198,16 @@ def test_disk_full_while_training_is_one_line_and_the_rerun_finishes(data_h5, tm
                               text=True)
         assert proc.returncode == 0 and "resuming" in proc.stdout, proc.stderr
         assert_same_model(reference, run_dir)
+
+
+def test_flips_are_drawn_last_about_half_the_time_and_only_when_asked(data_h5):  # noqa: F811
+    from pipeline.finetune import epoch_plan
+    config = load_scenario("4", MINI)
+    train_split = dataset.open_split(data_h5, "train", config)
+    plain = epoch_plan(config, train_split, 2, 50)
+    flipped = epoch_plan(dict(config, flip=True), train_split, 2, 50)
+    np.testing.assert_array_equal(plain[0], flipped[0])  # the same images, the same turns
+    np.testing.assert_array_equal(plain[1], flipped[1])
+    assert not plain[2].any() and 0.4 < flipped[2].mean() < 0.6  # 400 draws
+    np.testing.assert_array_equal(flipped[2], epoch_plan(dict(config, flip=True), train_split,
+                                                         2, 50)[2])  # from (seed, epoch)

@@ -1,0 +1,98 @@
+"""The claims' verdicts under every reading of the post's ambiguities, read back from
+the runs of an ambiguity plan (``pipeline.ambiguities`` plans it, ``pipeline.sweep``
+runs it): which runs each claim is decided on under each reading, the verdicts, and
+one robustness line per claim (for ``report.ambiguity_section``)."""
+import json
+from pathlib import Path
+
+from .claims import CLAIMS, claim_rows
+from .evaluated_runs import load_run
+
+
+def partners(scenario):
+    """The other scenarios of the post's claims that involve ``scenario``'s partners: every
+    scenario of a claim except ``scenario`` itself, in the claims' order."""
+    out = []
+    for _, a, b, _, _ in CLAIMS:
+        out += [s for s in (a, b) if s != scenario and s not in out]
+    return out
+
+
+def reading_of(spec, ambiguity, k):
+    return next(a for a in spec["ambiguities"] if a["name"] == ambiguity)["readings"][k]
+
+
+def find_plans(runs_root):
+    """The ambiguity plans in ``runs_root`` or a folder of it (``runs/ambiguities``)."""
+    root = Path(runs_root)
+    out = []
+    for path in [root / "sweep.json"] + sorted(root.glob("*/sweep.json")):
+        if path.is_file():
+            plan = json.loads(path.read_text())
+            if "ambiguities" in plan:
+                out.append(plan)
+    return out
+
+
+def reading_runs(plan):
+    """{(ambiguity or None, reading, scenario): finished evaluated runs, by seed} of an
+    ambiguity plan (tasks not yet finished or evaluated are absent)."""
+    out = {}
+    for task in plan["tasks"]:
+        run = load_run(Path(plan["runs"]) / task["name"])
+        if run:
+            out.setdefault((task["ambiguity"], task["reading"], task["scenario"]), []).append(run)
+    return out
+
+
+def changed_scenarios(spec, ambiguity):
+    """The scenarios a reading of ``ambiguity`` changes (None: the default, none)."""
+    if ambiguity is None:
+        return set()
+    amb = next(a for a in spec["ambiguities"] if a["name"] == ambiguity)
+    return {spec["scenario"]} | (set(partners(spec["scenario"])) if amb["partners"] else set())
+
+
+def under_reading(spec, cells, ambiguity, k):
+    """{scenario: runs} the claims are decided on under reading ``k`` of ``ambiguity``:
+    the reading's runs where it changes the scenario, the default's elsewhere."""
+    changed = changed_scenarios(spec, ambiguity)
+    out = {}
+    for s in [spec["scenario"]] + partners(spec["scenario"]):
+        runs = cells.get((ambiguity, k, s) if s in changed else (None, 0, s))
+        if runs:
+            out[s] = runs
+    return out
+
+
+def verdicts(spec, cells, resamples):
+    """Every reading's claims, given the runs ``cells`` of ``reading_runs``: [(ambiguity
+    or None, k, [(verdict, evidence, touched) per claim])], the default first;
+    ``touched``: the reading changes one of the claim's two scenarios (an untouched
+    claim keeps the default's verdict)."""
+    readings = [(None, 0)] + [(a["name"], k) for a in spec["ambiguities"]
+                              for k in range(1, len(a["readings"]))]
+    out = []
+    for ambiguity, k in readings:
+        rows = claim_rows(under_reading(spec, cells, ambiguity, k), {}, resamples)
+        changed = changed_scenarios(spec, ambiguity)
+        out.append((ambiguity, k, [(verdict, evidence, bool({a, b} & changed))
+                                   for (_, a, b, _, _), (_, _, evidence, verdict)
+                                   in zip(CLAIMS, rows)]))
+    return out
+
+
+def robustness(spec, table, claim):
+    """One line for claim number ``claim`` of ``verdicts``' ``table``: how many of the
+    readings that touch it (the default included) give each verdict, and which ones
+    differ from the default's."""
+    default = table[0][2][claim][0]
+    touched = [(a, k, v[claim][0]) for a, k, v in table if a is None or v[claim][2]]
+    counts = {}
+    for _, _, verdict in touched:
+        counts[verdict] = counts.get(verdict, 0) + 1
+    text = "; ".join("%s under %d of %d readings" % (v, n, len(touched))
+                     for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    flips = ["%s when %s = %s" % (verdict, a, reading_of(spec, a, k)["name"])
+             for a, k, verdict in touched if a is not None and verdict != default]
+    return text + ("" if not flips else "; " + "; ".join(flips))
