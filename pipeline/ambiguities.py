@@ -1,6 +1,5 @@
 """What the post leaves unsaid: the readings of its ambiguous sentences
-(``scenarios/ambiguities.toml``) as a one-factor-at-a-time grid of runs, and how
-far each claim's verdict moves across them.
+(``scenarios/ambiguities.toml``) as a one-factor-at-a-time grid of runs.
 
 The file names a ``scenario`` (4, the DR case) and its ``[[ambiguity]]`` tables;
 each holds a quote of the post, why it is ambiguous, and two or more
@@ -34,7 +33,6 @@ from .sweep import write_plan
 AMBIGUITY_KEYS = {"name", "quote", "why", "partners", "reading"}
 READING_KEYS = {"name", "set", "preprocess"}
 PREPROCESS_KEYS = {"lcn"}
-
 
 
 def override_text(key, value):
@@ -130,7 +128,6 @@ def task_name(ambiguity, k, scenario, seed):
     return "%s%s-seed%d" % (scenario, "-%s%d" % (ambiguity, k) if ambiguity else "", seed)
 
 
-
 def check(spec, path, overrides=()):
     """Every override of the file (after the sweep's own ``overrides``) against the
     schema, and every default against its scenario, before anything runs: InputError
@@ -186,8 +183,7 @@ def plan(path, seeds, data, images, weights, runs, overrides=(), tta=False, **en
                           + ["seed=%d" % seed]})
     return write_plan({"ambiguities": spec, "file": str(Path(path).resolve()),
                        "seeds": list(seeds), "overrides": list(overrides)}, tasks, data,
-                      weights, runs, tta,
-                      preprocess=preprocess, **engine)
+                      weights, runs, tta, preprocess=preprocess, **engine)
 
 
 def lcn_item(data, images):

@@ -136,3 +136,21 @@ def plot_gallery(rows, path, title):
             ax.set_title("%s\n%s" % (label, caption), fontsize="small")
     fig.suptitle(title, fontsize="medium")
     _save(fig, path)
+
+
+def plot_intervals(rows, path, xlabel, title, reference=None):
+    """One horizontal bar per row, top to bottom: ``rows`` is a list of (label, value,
+    (low, high)); ``reference``: a dashed vertical line (e.g. the default's value)."""
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    values = np.array([r[1] for r in rows])
+    spans = np.array([[r[1] - r[2][0], r[2][1] - r[1]] for r in rows]).T
+    ax.errorbar(values, y, xerr=spans, fmt="o", color="tab:blue", ecolor="0.4", capsize=2)
+    if reference is not None:
+        ax.axvline(reference, color="k", ls="--", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([r[0] for r in rows], fontsize="small")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize="medium")
+    ax.grid(axis="x", lw=0.3)
+    _save(fig, path)

@@ -24,7 +24,7 @@ from .errors import InputError
 from .evaluated_runs import (data_summary, group, load_cv, load_external, load_runs,
                              read_npz, train_seconds, val_predictions)
 from .markdown import markdown_to_html
-from .plots import plot_reliability, plot_roc
+from .plots import plot_intervals, plot_reliability, plot_roc
 from .stats import METRICS, RESAMPLES
 
 
@@ -79,7 +79,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
         rows.append(both_eyes_row("4", by_scenario["4"][0], val_predictions(by_scenario["4"][0]),
                                   resamples))
     md += ["| %s | %s | %s | **%s** |" % row for row in rows]
-    md += ambiguity_section(runs_root, resamples)
+    md += ambiguity_section(runs_root, stem, resamples)
     curves = roc_curves(by_scenario)
     if curves:
         plot_roc(curves, str(runs_root / (stem + "-roc.png")),
@@ -108,7 +108,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     return html_path
 
 
-def ambiguity_section(runs_root, resamples=RESAMPLES):
+def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
     """How far each claim's verdict moves across the readings of what the post leaves
     unsaid (the ambiguity plan in ``runs_root`` or a folder of it: ``make ambiguities``):
     a robustness line per claim, then every reading's figures and verdicts."""
@@ -152,9 +152,13 @@ def ambiguity_section(runs_root, resamples=RESAMPLES):
            "|---|---|---|---|---|---|%s" % ("---|" * len(CLAIMS))]
     by_reading = {(a, k): v for a, k, v in table}
     default_runs = cells.get((None, 0, main), [])
+    bars = []
     for amb in spec["ambiguities"]:
         for k, reading in enumerate(amb["readings"]):
             runs = cells.get((amb["name"], k, main) if k else (None, 0, main), [])
+            if runs and (k or not bars):
+                bars.append(("%s: %s" % (amb["name"], reading["name"]) if k else
+                             "default (scenario %s as it is)" % main,) + auc_bar(runs))
             claims = by_reading[(amb["name"], k) if k else (None, 0)]
             md.append("| %s | %s%s | %d | %s | %s | %s | %s |" % (
                 amb["name"] if k == 0 else "", reading_of(spec, amb["name"], k)["name"],
@@ -163,7 +167,24 @@ def ambiguity_section(runs_root, resamples=RESAMPLES):
                 "" if k == 0 else reading_difference(runs, default_runs, resamples),
                 " | ".join("**%s** %s" % (v, e.split(" (")[0]) if touched or k == 0 else "-"
                            for v, e, touched in claims)))
+    if bars:
+        plot_intervals(bars, str(Path(runs_root) / (stem + "-readings.png")),
+                       "test AUC, referable DR (of each reading's own positive class)",
+                       "scenario %s under each reading (95 %% intervals; seeds: mean ± sd)"
+                       % main, reference=bars[0][1] if bars[0][0].startswith("default") else None)
+        md += ["", "![Scenario %s's test AUC under each reading](%s-readings.png)" % (
+            main, stem)]
     return md + [""]
+
+
+def auc_bar(runs):
+    """(value, (low, high)) of a reading's test AUC: one run's interval, or the mean ±
+    sd of several seeds."""
+    values = [r["evaluation"]["argmax"]["auc"] for r in runs]
+    if len(values) == 1:
+        return values[0]["value"], tuple(values[0]["ci"])
+    v = [x["value"] for x in values]
+    return float(np.mean(v)), (np.mean(v) - np.std(v, ddof=1), np.mean(v) + np.std(v, ddof=1))
 
 
 def reading_figure(runs, metric):

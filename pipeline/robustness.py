@@ -10,8 +10,8 @@ from .evaluated_runs import load_run
 
 
 def partners(scenario):
-    """The other scenarios of the post's claims that involve ``scenario``'s partners: every
-    scenario of a claim except ``scenario`` itself, in the claims' order."""
+    """Every scenario of the post's claims except ``scenario`` itself, in the claims'
+    order: those a reading with ``partners = true`` changes too."""
     out = []
     for _, a, b, _, _ in CLAIMS:
         out += [s for s in (a, b) if s != scenario and s not in out]
@@ -19,6 +19,7 @@ def partners(scenario):
 
 
 def reading_of(spec, ambiguity, k):
+    """Reading ``k`` (0: the default) of the ambiguity named ``ambiguity``."""
     return next(a for a in spec["ambiguities"] if a["name"] == ambiguity)["readings"][k]
 
 

@@ -21,3 +21,26 @@ def test_heatmap_and_gallery_are_pngs(tmp_path):
                  str(tmp_path / "g.png"), "two")
     for name in ("h.png", "g.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_interval_plot_puts_each_row_at_its_value(tmp_path):
+    from PIL import Image
+
+    import matplotlib.pyplot as plt
+    from pipeline.plots import plot_intervals
+    drawn = {}
+    real = plt.Axes.errorbar
+
+    def spy(ax, x, y, **kw):
+        drawn.update(x=np.asarray(x), y=np.asarray(y), xerr=np.asarray(kw["xerr"]))
+        return real(ax, x, y, **kw)
+    plt.Axes.errorbar = spy
+    try:
+        plot_intervals([("a", 0.9, (0.8, 0.95)), ("b", 0.7, (0.6, 0.72))],
+                       str(tmp_path / "i.png"), "AUC", "t", reference=0.9)
+    finally:
+        plt.Axes.errorbar = real
+    np.testing.assert_allclose(drawn["x"], [0.9, 0.7])
+    assert drawn["y"].tolist() == [1, 0]  # the first row on top
+    np.testing.assert_allclose(drawn["xerr"], [[0.1, 0.1], [0.05, 0.02]])
+    assert Image.open(tmp_path / "i.png").size[1] > 50
