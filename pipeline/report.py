@@ -126,13 +126,14 @@ def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
           "The post leaves %d choices open (`%s`). Each reading below is scenario %s with that "
           "one thing changed from the default (and the claims' other scenarios changed too "
           "where the reading concerns them: %s), %s; every claim is decided again under each "
-          "reading by the same paired bootstrap on the test split. %d of %d runs are finished "
-          "and evaluated (`%s`)." % (
+          "reading by the same paired bootstrap on the test split, evaluated %s. %d of %d "
+          "runs are finished and evaluated (`%s`)." % (
               len(spec["ambiguities"]), Path(plan["file"]).name, main,
               ", ".join(a["name"] for a in spec["ambiguities"] if a["partners"]) or "none",
               "seed " + ", ".join(map(str, plan["seeds"])) if len(plan["seeds"]) < 2 else
               "seeds %s (figures are their means)" % ", ".join(map(str, plan["seeds"])),
-              done, len(plan["tasks"]), Path(plan["runs"]).name), "",
+              "with 4-rotation TTA" if plan["tta"] else "without test-time augmentation "
+              "(`TTA=0`)", done, len(plan["tasks"]), Path(plan["runs"]).name), "",
           "| claim | by default | under every reading that changes one of its scenarios |",
           "|---|---|---|"]
     md += ["| %s | **%s** | %s |" % (claim[0], table[0][2][i][0], robustness(spec, table, i))
@@ -165,7 +166,7 @@ def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
                 " (default)" if k == 0 else "", len(runs),
                 reading_figure(runs, "auc"), reading_figure(runs, "kappa"),
                 "" if k == 0 else reading_difference(runs, default_runs, resamples),
-                " | ".join("**%s** %s" % (v, e.split(" (")[0]) if touched or k == 0 else "-"
+                " | ".join(verdict_cell(v, e) if touched or k == 0 else "-"
                            for v, e, touched in claims)))
     if bars:
         plot_intervals(bars, str(Path(runs_root) / (stem + "-readings.png")),
@@ -175,6 +176,13 @@ def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
         md += ["", "![Scenario %s's test AUC under each reading](%s-readings.png)" % (
             main, stem)]
     return md + [""]
+
+
+def verdict_cell(verdict, evidence):
+    """'**holds** +0.161 [+0.036, +0.295]', or why there is no verdict, in short."""
+    if verdict == "not measured":
+        return "not comparable" if "not comparable" in evidence else "not run yet"
+    return "**%s** %s" % (verdict, evidence.split(" (")[0].replace("ΔAUC ", ""))
 
 
 def auc_bar(runs):

@@ -85,15 +85,20 @@ def verdicts(spec, cells, resamples):
 
 def robustness(spec, table, claim):
     """One line for claim number ``claim`` of ``verdicts``' ``table``: how many of the
-    readings that touch it (the default included) give each verdict, and which ones
-    differ from the default's."""
+    measured readings that touch it (the default included) give each verdict, which
+    ones differ from the default's, and how many are not measured (yet)."""
     default = table[0][2][claim][0]
     touched = [(a, k, v[claim][0]) for a, k, v in table if a is None or v[claim][2]]
+    measured = [t for t in touched if t[2] != "not measured"]
     counts = {}
-    for _, _, verdict in touched:
+    for _, _, verdict in measured:
         counts[verdict] = counts.get(verdict, 0) + 1
-    text = "; ".join("%s under %d of %d readings" % (v, n, len(touched))
-                     for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-    flips = ["%s when %s = %s" % (verdict, a, reading_of(spec, a, k)["name"])
-             for a, k, verdict in touched if a is not None and verdict != default]
-    return text + ("" if not flips else "; " + "; ".join(flips))
+    parts = ["%s under %d of %d readings" % (v, n, len(measured))
+             for v, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    if default != "not measured":
+        parts += ["%s when %s = %s" % (verdict, a, reading_of(spec, a, k)["name"])
+                  for a, k, verdict in measured if a is not None and verdict != default]
+    if len(measured) < len(touched):
+        parts.append("%d not measured (not run yet, or another positive class)"
+                     % (len(touched) - len(measured)))
+    return "; ".join(parts)

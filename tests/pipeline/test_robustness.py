@@ -58,3 +58,6 @@ def test_a_reading_of_another_positive_class_is_not_compared_with_the_default(tm
     table = verdicts(spec, cells, resamples=100)
     lr1 = dict(((a, k), v) for a, k, v in table)[("lr", 1)]
     assert lr1[0][0] == "not measured" and "not comparable" in lr1[0][1]
+    assert robustness(spec, table, 0) == ("inconclusive at this size under 1 of 1 readings; "
+                                          "3 not measured (not run yet, or another positive "
+                                          "class)")
