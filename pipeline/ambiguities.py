@@ -27,7 +27,7 @@ from models.fileio import sha1_of
 from .config import flatten, load_scenario
 from .errors import InputError
 from .labels import find_inputs
-from .robustness import partners, reading_of
+from .robustness import partners, reading_of, scenarios_of
 from .sweep import write_plan
 
 AMBIGUITY_KEYS = {"name", "quote", "why", "partners", "reading"}
@@ -114,12 +114,10 @@ def cells(spec):
     """Every (ambiguity or None, reading index, scenario) the grid runs: the default
     (None, 0) of the scenario and of its partners, then each other reading of each
     ambiguity, on the scenario and, where ``partners``, on each partner too."""
-    main = spec["scenario"]
-    out = [(None, 0, s) for s in [main] + partners(main)]
+    out = [(None, 0, s) for s in [spec["scenario"]] + partners(spec["scenario"])]
     for amb in spec["ambiguities"]:
         for k in range(1, len(amb["readings"])):
-            out += [(amb["name"], k, s) for s in [main] + (partners(main) if amb["partners"]
-                                                            else [])]
+            out += [(amb["name"], k, s) for s in scenarios_of(spec, amb)]
     return out
 
 
@@ -138,8 +136,7 @@ def check(spec, path, overrides=()):
     for amb in spec["ambiguities"]:
         for k, reading in enumerate(amb["readings"]):
             where = "%s: ambiguity %r, reading %r" % (path, amb["name"], reading["name"])
-            for scenario in [spec["scenario"]] + (partners(spec["scenario"]) if amb["partners"]
-                                                  else []):
+            for scenario in scenarios_of(spec, amb):
                 try:
                     config = flatten(load_scenario(scenario, overrides + reading["overrides"]))
                 except InputError as e:

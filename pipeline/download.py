@@ -4,6 +4,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+import zipfile
 
 from tqdm import tqdm
 
@@ -128,7 +129,6 @@ def download_kaggle(raw_dir="data/kaggle", test=True, api=None):
     how to place the files by hand) without credentials or network. ``api``: a
     Kaggle client (the real one, authenticated, when None).
     """
-    import zipfile
     if kaggle_layout_complete(raw_dir, test):
         return raw_dir
     hand = (BY_HAND % (raw_dir, raw_dir) if not kaggle_layout_complete(raw_dir)
@@ -174,7 +174,6 @@ def join_parts(downloads, joined, parts):
 def extract(archive, raw_dir):
     """The members of ``archive`` not yet in ``raw_dir``, each through a temporary name (a
     killed run leaves no half image)."""
-    import zipfile
     try:
         z = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as e:

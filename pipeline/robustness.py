@@ -46,12 +46,20 @@ def reading_runs(plan):
     return out
 
 
+def scenarios_of(spec, amb):
+    """The scenarios a reading of ambiguity table ``amb`` changes, in order: the file's
+    scenario and, with ``partners``, the claims' others."""
+    main = spec["scenario"]
+    return [main] + (partners(main) if amb["partners"] else [])
+
+
 def changed_scenarios(spec, ambiguity):
-    """The scenarios a reading of ``ambiguity`` changes (None: the default, none)."""
+    """The scenarios a reading of the ambiguity named ``ambiguity`` changes (None: the
+    default, none)."""
     if ambiguity is None:
         return set()
-    amb = next(a for a in spec["ambiguities"] if a["name"] == ambiguity)
-    return {spec["scenario"]} | (set(partners(spec["scenario"])) if amb["partners"] else set())
+    return set(scenarios_of(spec, next(a for a in spec["ambiguities"]
+                                       if a["name"] == ambiguity)))
 
 
 def under_reading(spec, cells, ambiguity, k):
