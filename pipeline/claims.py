@@ -36,44 +36,129 @@ def scores(predictions):
     return predictions["score"], predictions["score"] >= 0.5
 
 
+def cut_text(rule):
+    """'cut: sensitivity >= 0.87' of an operating rule (name, target)."""
+    return "cut: %s" % ("unrecorded" if not rule else "Youden's J" if rule[0] == "youden"
+                        else "%s >= %s" % tuple(rule))
+
+
+def settings_text(design):
+    """'4-rotation TTA, cut: sensitivity >= 0.87' of a ``design``."""
+    return "%s, %s" % ("4-rotation TTA" if design.get("tta") else "no TTA",
+                       cut_text(design.get("rule")))
+
+
+def design_of(run):
+    """How a run was evaluated, as far as it decides what its figures mean: its positive
+    class (``threshold``), its test-time augmentation and its operating rule."""
+    evaluation = run["evaluation"]
+    settings = evaluation.get("settings", {})
+    return {"threshold": run["config"].get("threshold", 2),
+            "tta": bool(settings.get("tta", evaluation.get("tta"))),
+            "rule": tuple(settings.get("rule", ()))}
+
+
+def cv_design_of(cv):
+    """``design_of`` a cross-validation summary, and how its folds were assigned."""
+    s = cv["summary"]
+    return {"threshold": s.get("threshold", 2), "tta": bool(s.get("tta")),
+            "rule": tuple(s.get("rule", ())), "folds": s["folds"],
+            "assignment": s.get("folds_sha1")}
+
+
+def not_comparable(designs):
+    """Why the figures of runs with these ``designs`` may not be compared or pooled
+    ("not comparable: ..."), or None when they were all made alike."""
+    reasons = []
+    for key, say in (("threshold", lambda v: "referable DR is level >= %s" % v),
+                     ("tta", lambda v: "4-rotation TTA" if v else "no TTA"),
+                     ("rule", cut_text),
+                     ("folds", lambda v: "%s folds" % v),
+                     ("assignment", lambda v: "fold assignment %s" % (v or "unrecorded")[:8])):
+        values = sorted({repr(d[key]) for d in designs if key in d})
+        if len(values) > 1:
+            seen = []
+            for d in designs:
+                if key in d and say(d[key]) not in seen:
+                    seen.append(say(d[key]))
+            reasons.append(" in one, ".join(seen) + " in the other")
+    return "not comparable: " + "; ".join(reasons) if reasons else None
+
+
+def same_recipe(runs_a, runs_b):
+    """Whether both sides are one config under two names (seeds and folds aside)."""
+    from .config import recipe
+    recipes = {recipe(r["config"], repeats=False) for r in runs_a + runs_b}
+    return len(recipes) == 1
+
+
+def side_by_side(runs_a, runs_b, resamples):
+    """(evidence, ΔAUC dict or None) of A against B on the test split: the paired
+    bootstrap of the difference of their mean AUCs, or why there is none."""
+    reason = not_comparable([design_of(r) for r in runs_a + runs_b])
+    if reason:
+        return reason, None
+    if same_recipe(runs_a, runs_b):
+        return "not applicable: both sides are the same config", None
+    pa, pb = runs_a[0]["predictions"], runs_b[0]["predictions"]
+    if list(pa["names"]) != list(pb["names"]) or any(
+            list(r["predictions"]["names"]) != list(pa["names"]) for r in runs_a + runs_b):
+        return "not comparable: other test images", None
+    truth = referable(pa, runs_a[0]["config"])
+    d = paired_difference([scores(r["predictions"]) for r in runs_a],
+                          [scores(r["predictions"]) for r in runs_b],
+                          truth, pa["patients"], "auc", resamples)
+    return "test split, %d images, %d + %d runs, %s" % (
+        len(truth), len(runs_a), len(runs_b), settings_text(design_of(runs_a[0]))), d
+
+
+def cv_pairs(cv, a, b):
+    """[(cv of a, cv of b)] of the cross-validations of ``a`` and ``b`` (``load_cv``'s
+    lists) with the same design: folds, fold assignment, positive class, TTA, rule; the
+    scenario files' own configs only (no overrides)."""
+    out = []
+    for ca in cv.get(a, []):
+        for cb in cv.get(b, []):
+            if not ca["summary"].get("overrides") and not cb["summary"].get("overrides") \
+                    and not not_comparable([cv_design_of(ca), cv_design_of(cb)]):
+                out.append((ca, cb))
+    return out
+
+
+def cv_difference(ca, cb, resamples):
+    """(evidence, ΔAUC dict or None) of the pooled out-of-fold predictions of A against B."""
+    oa, ob = ca["oof"], cb["oof"]
+    if sorted(map(str, ob["names"])) != sorted(map(str, oa["names"])):
+        return "not comparable: other images out of fold", None
+    truth = referable(oa, ca["summary"])
+    d = paired_difference([scores(oa)], [scores(aligned(ob, oa["names"]))], truth,
+                          oa["patients"], "auc", resamples)
+    return "%d-fold CV, out-of-fold, %d images, %s" % (
+        ca["summary"]["folds"], len(truth), settings_text(cv_design_of(ca))), d
+
+
 def claim_rows(by_scenario, cv, resamples):
     """(claim, scenarios, evidence, verdict) rows: paired differences of test AUC, on
-    the test split and, where both scenarios were cross-validated, out of fold."""
+    the test split and, where both scenarios were cross-validated alike, out of fold.
+    Verdict "not applicable" where the two sides are one config, "not measured" where
+    there is no comparable evidence."""
     rows = []
     for text, a, b, kind, margin in CLAIMS:
+        where = "%s vs %s" % (a, b)
         evidence = []
-        thresholds = {r["config"].get("threshold", 2) for s in (a, b) for r in by_scenario.get(s, [])}
-        thresholds |= {c["summary"].get("threshold", 2) for s in (a, b) for c in [cv.get(s)] if c}
-        if len(thresholds) > 1:
-            rows.append((text, "%s vs %s" % (a, b), "not comparable: referable DR is level >= "
-                         + " in one, >= ".join(map(str, sorted(thresholds))) + " in the other",
-                         "not measured"))
-            continue
         if a in by_scenario and b in by_scenario:
-            pa, pb = by_scenario[a][0]["predictions"], by_scenario[b][0]["predictions"]
-            if list(pa["names"]) == list(pb["names"]):
-                truth = referable(pa, by_scenario[a][0]["config"])
-                d = paired_difference([scores(r["predictions"]) for r in by_scenario[a]],
-                                      [scores(r["predictions"]) for r in by_scenario[b]],
-                                      truth, pa["patients"], "auc", resamples)
-                evidence.append(("test split, %d images, %d + %d runs" % (
-                    len(truth), len(by_scenario[a]), len(by_scenario[b])), d))
-        if a in cv and b in cv:
-            oa, ob = cv[a]["oof"], cv[b]["oof"]
-            if sorted(ob["names"]) == sorted(oa["names"]):  # the same images, aligned by name
-                truth = referable(oa, cv[a]["summary"])
-                d = paired_difference([scores(oa)], [scores(aligned(ob, oa["names"]))], truth,
-                                      oa["patients"], "auc", resamples)
-                evidence.append(("%d-fold CV, out-of-fold, %d images" % (
-                    cv[a]["summary"]["folds"], len(truth)), d))
+            evidence.append(side_by_side(by_scenario[a], by_scenario[b], resamples))
+        for ca, cb in cv_pairs(cv, a, b):
+            evidence.append(cv_difference(ca, cb, resamples))
         if not evidence:
-            rows.append((text, "%s vs %s" % (a, b), "not measured: evaluate both scenarios on "
-                         "this data", "not measured"))
-        for where, d in evidence:
-            rows.append((text, "%s vs %s" % (a, b),
-                         "ΔAUC %+.3f [%+.3f, %+.3f] (%s)" % (d["value"], d["ci"][0], d["ci"][1],
-                                                             where),
-                         verdict(kind, margin, d["ci"])))
+            evidence.append(("not measured: evaluate both scenarios on this data", None))
+        for said, d in evidence:
+            if d is None:
+                rows.append((text, where, said, "not applicable" if said.startswith(
+                    "not applicable") else "not measured"))
+            else:
+                rows.append((text, where, "ΔAUC %+.3f [%+.3f, %+.3f] (%s)" % (
+                    d["value"], d["ci"][0], d["ci"][1], said), verdict(kind, margin, d["ci"])))
     return rows
 
 

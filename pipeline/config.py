@@ -143,6 +143,20 @@ def flatten(config, prefix=""):
     return out
 
 
+#: config keys that name a run and do not change what it computes
+NAME_KEYS = ("scenario", "description")
+#: config keys that repeat a run (another seed, another fold of a cross-validation)
+REPEAT_KEYS = ("seed", "fold", "folds")
+
+
+def recipe(config, repeats=True):
+    """What a run computes, as a sorted tuple of (dotted key, value): ``config`` without
+    its names (``NAME_KEYS``), and without ``REPEAT_KEYS`` unless ``repeats``. Two
+    configs with the same recipe train the same network, whatever the scenario is called."""
+    drop = NAME_KEYS + (() if repeats else REPEAT_KEYS)
+    return tuple(sorted((k, repr(v)) for k, v in flatten(config).items() if k not in drop))
+
+
 def validate(config, source, origins=None):
     """Check ``config`` against ``SCHEMA``; InputError "where: key: problem", where
     being ``origins[key]`` (e.g. the override that set it) or else ``source``."""

@@ -68,9 +68,11 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
     probs = predict(fn, val, crop, rotations=rotations(tta), desc="evaluate: validation",
                     progress=progress)
     score, truth, _ = decisions(probs, val.levels, config)
-    # what the operating point rests on, for ensembles and both-eye fusion (claims)
-    atomic_savez(run_dir / "val_predictions.npz", probs=probs, score=score, levels=val.levels,
-                 names=np.array(val.names), patients=np.array(val.patients))
+    # what the operating point rests on, for ensembles and both-eye fusion (claims), kept
+    # apart for each TTA: an evaluation with another never overwrites this one's
+    atomic_savez(val_predictions_path(run_dir, tta), probs=probs, score=score,
+                 levels=val.levels, names=np.array(val.names),
+                 patients=np.array(val.patients))
     try:
         cut, sens, spec = choose_cut(score, truth, *rule)
     except ValueError as e:
@@ -83,6 +85,11 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
                      cut_search="coordinate ascent from 0.5/1.5/2.5/3.5 over midpoints of "
                                 "validation grades, maximising quadratic weighted kappa")
     return point
+
+
+def val_predictions_path(run_dir, tta):
+    """Where the validation predictions of an evaluation with (without) TTA are kept."""
+    return Path(run_dir) / ("val_predictions-%drot.npz" % len(rotations(tta)))
 
 
 def rotations(tta):

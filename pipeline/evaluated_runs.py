@@ -44,8 +44,11 @@ def load_runs(runs_root, data_sha1):
 
 
 def val_predictions(run):
-    """The run's validation predictions (written by evaluate), or None for older runs."""
-    path = run["dir"] / "val_predictions.npz"
+    """The validation predictions made with the run's own evaluation's TTA (written by
+    evaluate beside its operating point), or None where there are none."""
+    from .evaluate import val_predictions_path
+    tta = run["evaluation"].get("settings", {}).get("tta", run["evaluation"].get("tta"))
+    path = val_predictions_path(run["dir"], bool(tta))
     return read_npz(path) if path.exists() else None
 
 

@@ -144,7 +144,7 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
             names += chunk
             probs.append(p)
             if heatmaps:
-                maps, _ = cam_fn(caffe_batch(images, crop))
+                maps = cam_fn(caffe_batch(images, crop))[0]
                 for path, rgb, cam, score in zip(chunk, centre_crop(images, crop), maps,
                                                  referable_score(p, config["target"], threshold)):
                     stem = os.path.splitext(os.path.basename(path))[0]

@@ -61,7 +61,6 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     cv = load_cv(runs_root, data_sha1)
     stem = "report-%s" % data_path.stem
     counts, failed, source, usable = data_summary(data_path)
-    first = next(iter(groups.values()))[0]["evaluation"] if groups else None
     md = ["# Transfer learning for diabetic retinopathy: reproduction report", "",
           "Data: `%s` (%d usable images, SHA1 %s); referable DR = level >= %s. Every interval "
           "is a 95 %% bootstrap interval over patients (both eyes together, %d resamples, "
@@ -85,7 +84,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
         plot_roc(curves, str(runs_root / (stem + "-roc.png")),
                  "(test split, first seed of each scenario)")
         md += ["", "![ROC curves of every scenario on the test split](%s-roc.png)" % stem]
-    md += scenario_tables(groups, first, resamples)
+    md += scenario_tables(groups, resamples)
     md += levels_section(groups)
     md += kaggle_test_section(runs)
     md += gallery_section(by_scenario.get("4"), runs_root, stem)
@@ -180,6 +179,8 @@ def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
 
 def verdict_cell(verdict, evidence):
     """'**holds** +0.161 [+0.036, +0.295]', or why there is no verdict, in short."""
+    if verdict == "not applicable":
+        return "not applicable (the same config on both sides)"
     if verdict == "not measured":
         return "not comparable" if "not comparable" in evidence else "not run yet"
     return "**%s** %s" % (verdict, evidence.split(" (")[0].replace("ΔAUC ", ""))
@@ -212,20 +213,11 @@ def reading_figure(runs, metric):
 
 def reading_difference(runs, default_runs, resamples):
     """ΔAUC of a reading's runs against the default's on the same test images."""
-    from .claims import scores
-    from .stats import paired_difference
+    from .claims import side_by_side
     if not runs or not default_runs:
         return ""
-    a, b = runs[0], default_runs[0]
-    if list(a["predictions"]["names"]) != list(b["predictions"]["names"]):
-        return "other test images"
-    if a["config"].get("threshold", 2) != b["config"].get("threshold", 2):
-        return "not comparable (another positive class)"
-    d = paired_difference([scores(r["predictions"]) for r in runs],
-                          [scores(r["predictions"]) for r in default_runs],
-                          referable(b["predictions"], b["config"]), b["predictions"]["patients"],
-                          "auc", resamples)
-    return "%+.3f [%+.3f, %+.3f]" % (d["value"], d["ci"][0], d["ci"][1])
+    said, d = side_by_side(runs, default_runs, resamples)
+    return said if d is None else "%+.3f [%+.3f, %+.3f]" % (d["value"], d["ci"][0], d["ci"][1])
 
 
 #: the cases the gallery shows, and how many of each
@@ -283,32 +275,51 @@ def gallery_section(runs, runs_root, stem):
                  % (run["dir"].name, cut))
     return ["", "## Where the network looks", "",
             "Class-activation maps (Zhou et al. 2016) of the referable class of `%s` on test "
-            "images, %d of each kind chosen with a fixed seed: the map's mean plus the bias is "
-            "the network's log-odds of referable DR, so red areas raise it and blue areas lower "
-            "it (each panel on its own scale). P is P(referable), the level the image's grade."
+            "images, %d of each kind chosen with a fixed seed: the map's mean plus a constant of "
+            "the image (a binary head's: its bias; five levels: `models/cam.py`) is exactly "
+            "the network's log-odds of referable DR, so red areas raise it and blue areas "
+            "lower it (each panel on its own scale). P is P(referable), the level the image's grade."
             % (run["dir"].name, GALLERY_PER_KIND), "",
             "![Where scenario 4 looks: true positives, false negatives, false positives](%s)"
             % figure]
 
 
-def scenario_tables(by_scenario, first, resamples=RESAMPLES):
+def scenario_tables(by_scenario, resamples=RESAMPLES):
+    """The per-scenario tables: every run at the argmax and at its operating point, a
+    mean ± sd and an ensemble row for a scenario's seeds when they were evaluated alike.
+    When the runs were evaluated with different TTA or operating rules, each row says
+    how it was evaluated; otherwise the header says it once."""
+    from .claims import design_of, not_comparable, settings_text
     md = ["", "## Results per scenario", ""]
-    ensembles = {s: e for s, e in ((s, ensemble_evaluation(m, resamples))
-                                   for s, m in by_scenario.items()) if e}
     if not by_scenario:
         return md + ["No single-split run evaluated on this data.", ""]
-    md += ["Test split (%d images%s), the argmax decision. One row per run; a scenario "
-           "with several seeds gets a row of their mean ± sd." % (
-               first["n"], ", 4-rotation TTA" if first["tta"] else ""), "",
+    runs = [r for members in by_scenario.values() for r in members]
+    settings = sorted({settings_text(design_of(r)) for r in runs})
+    per_row = len(settings) > 1
+
+    def seed(run):
+        return "%s%s" % (run["config"].get("seed", 0), " (%s)" % settings_text(design_of(run))
+                         if per_row else "")
+    pooled = {s: not_comparable([design_of(r) for r in m]) for s, m in by_scenario.items()}
+    ensembles = {s: e for s, e in ((s, ensemble_evaluation(m, resamples))
+                                   for s, m in by_scenario.items() if not pooled[s]) if e}
+    sizes = sorted({r["evaluation"]["n"] for r in runs})
+    md += ["Test split (%s images; %s), the argmax decision. One row per run; a scenario "
+           "with several seeds evaluated alike gets a row of their mean ± sd." % (
+               " or ".join(map(str, sizes)), "evaluated differently: each row says how" if per_row
+               else settings[0]), "",
            "| scenario | seed | " + " | ".join(METRICS) + " | training s |",
            "|---|---|" + "---|" * len(METRICS) + "---|"]
     for scenario, members in sorted(by_scenario.items()):
         for run in members:
             e = run["evaluation"]["argmax"]
             md.append("| %s | %s | %s | %.0f |" % (
-                display(scenario), run["config"].get("seed", 0),
-                " | ".join(fmt(e[m]) for m in METRICS), train_seconds(run["dir"])))
-        if len(members) > 1:
+                display(scenario), seed(run), " | ".join(fmt(e[m]) for m in METRICS),
+                train_seconds(run["dir"])))
+        if len(members) > 1 and pooled[scenario]:
+            md.append("| %s | not pooled: %s | %s |" % (
+                display(scenario), pooled[scenario], " | ".join([""] * (len(METRICS) + 1))))
+        elif len(members) > 1:
             values = {m: [r["evaluation"]["argmax"][m]["value"] for r in members]
                       for m in METRICS}
             md.append("| %s | mean ± sd of %d | %s | |" % (
@@ -320,15 +331,17 @@ def scenario_tables(by_scenario, first, resamples=RESAMPLES):
                 md.append("| %s | ensemble of %d | %s | |" % (
                     display(scenario), len(members),
                     " | ".join(fmt(ens["argmax"][m]) for m in METRICS)))
+    rules = sorted({rule_text(r["evaluation"]["operating_point"]) for r in runs})
     md += ["", "At the operating point chosen on the validation split before the test split "
-           "was seen (%s):" % rule_text(first["operating_point"]), "",
+           "was seen (%s):" % (rules[0] if len(rules) == 1 else
+                               "each row's own rule, named beside its seed"), "",
            "| scenario | seed | cut on P(referable) | val sens. / spec. | test sensitivity | "
            "test specificity | test accuracy | test kappa |", "|---|---|---|---|---|---|---|---|"]
     for scenario, members in sorted(by_scenario.items()):
         for run in members:
             e, p = run["evaluation"]["at_operating_point"], run["evaluation"]["operating_point"]
             md.append("| %s | %s | %.3f | %.3f / %.3f | %s | %s | %s | %s |" % (
-                display(scenario), run["config"].get("seed", 0), p["cut"],
+                display(scenario), seed(run), p["cut"],
                 p["val_sensitivity"], p["val_specificity"], fmt(e["sensitivity"]),
                 fmt(e["specificity"]), fmt(e["accuracy"]), fmt(e["kappa"])))
         ens = ensembles.get(scenario)
@@ -346,12 +359,15 @@ def scenario_tables(by_scenario, first, resamples=RESAMPLES):
 
 def ensemble_evaluation(members, resamples):
     """The seeds of one scenario as one model: the argmax and operating-point figures of
-    the mean of their probabilities, with intervals (None without validation predictions)."""
+    the mean of their probabilities, with intervals (None without validation predictions,
+    or when the members were evaluated differently: never pooled)."""
+    from .claims import design_of, not_comparable
     from .combine import ensemble
     from .metrics import referable_decision
     from .stats import bootstrap, choose_cut
     vals = [val_predictions(r) for r in members]
-    if len(members) < 2 or any(v is None for v in vals):
+    if len(members) < 2 or any(v is None for v in vals) or \
+            not_comparable([design_of(r) for r in members]):
         return None
     config, point = members[0]["config"], members[0]["evaluation"]["operating_point"]
     test, val = ensemble([r["predictions"] for r in members]), ensemble(vals)
@@ -427,7 +443,8 @@ def kaggle_test_section(runs):
             sum(p["images"] for p in parts if p),
             *[fmt(p["kappa"]) if p else "-" for p in parts],
             fmt(parts[1]["auc_referable"]) if parts[1] else "-"))
-    md += ["| Kaggle 2015, %s | 53,576 | | %.4f | |" % (who, kappa) for who, kappa in LEADERBOARD]
+    md += ["| Kaggle 2015, %s | Private: ~80 %% of 53,576 | | %.4f | |" % (who, kappa)
+           for who, kappa in LEADERBOARD]
     md.append("| %s | all | | | %.3f [%.3f, %.3f] |" % (VOETS_2019[0], VOETS_2019[1],
                                                          *VOETS_2019[2]))
     return md + [""]

@@ -93,11 +93,13 @@ def verdicts(spec, cells, resamples):
 
 def robustness(spec, table, claim):
     """One line for claim number ``claim`` of ``verdicts``' ``table``: how many of the
-    measured readings that touch it (the default included) give each verdict, which
-    ones differ from the default's, and how many are not measured (yet)."""
+    measured readings that change one of its scenarios (the default not counted) give
+    each verdict, which ones differ from the default's, how many are not measured (yet),
+    and which are not applicable (both sides the same config: left out of the count)."""
     default = table[0][2][claim][0]
-    touched = [(a, k, v[claim][0]) for a, k, v in table if a is None or v[claim][2]]
-    measured = [t for t in touched if t[2] != "not measured"]
+    touched = [(a, k, v[claim][0]) for a, k, v in table[1:] if v[claim][2]]
+    applicable = [t for t in touched if t[2] != "not applicable"]
+    measured = [t for t in applicable if t[2] != "not measured"]
     counts = {}
     for _, _, verdict in measured:
         counts[verdict] = counts.get(verdict, 0) + 1
@@ -105,8 +107,11 @@ def robustness(spec, table, claim):
              for v, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     if default != "not measured":
         parts += ["%s when %s = %s" % (verdict, a, reading_of(spec, a, k)["name"])
-                  for a, k, verdict in measured if a is not None and verdict != default]
-    if len(measured) < len(touched):
+                  for a, k, verdict in measured if verdict != default]
+    if len(measured) < len(applicable):
         parts.append("%d not measured (not run yet, or another positive class)"
-                     % (len(touched) - len(measured)))
-    return "; ".join(parts)
+                     % (len(applicable) - len(measured)))
+    parts += ["not applicable when %s = %s (both sides the same config; not counted)"
+              % (a, reading_of(spec, a, k)["name"]) for a, k, v in touched
+              if v == "not applicable"]
+    return "; ".join(parts) or "no reading changes its scenarios"

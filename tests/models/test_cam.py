@@ -1,31 +1,67 @@
 """models.cam: the referable class's map is exact, and it finds a lesion it was trained on."""
+import lasagne
 import numpy as np
 import pytest
+import theano
 
 from models import googlenet
-from models.cam import bias_of, cam_layers, compile_cam, referable_rows
+from models.cam import cam_layers, compile_cam, referable_rows
 from models.googlenet import UnknownLayer
 
 
-@pytest.mark.parametrize("network, num_classes, size", [("googlenet", 2, 224), ("mini", 5, 64)])
-def test_the_maps_mean_plus_the_bias_is_the_logit_the_network_computes(network, num_classes,
-                                                                       size):
+def random_net(network, num_classes, size):
     spec = googlenet.NETWORKS[network](num_classes)
     net = googlenet.build(spec, input_shape=(3, size, size))
     for layer in googlenet.param_layers(net):  # a bias that a wrong row would show
         layer.b.set_value(np.random.RandomState(1).normal(0, 0.5, layer.b.get_value().shape)
                           .astype(np.float32))
+    return spec, net
+
+
+def log_odds_of(probs, rows):
+    """The log-odds of referable DR from the network's own softmax output."""
+    return np.log(probs[:, rows[0]].sum(axis=1)) - np.log(probs[:, rows[1]].sum(axis=1))
+
+
+@pytest.mark.parametrize("network, num_classes, size, threshold", [
+    ("googlenet", 2, 224, 2), ("mini", 5, 64, 2), ("mini", 5, 64, 1), ("mini", 5, 64, 3)])
+def test_the_maps_mean_plus_its_constant_is_the_log_odds_the_network_computes(
+        network, num_classes, size, threshold):
+    spec, net = random_net(network, num_classes, size)
     x = np.random.RandomState(0).normal(0, 50, (3, 3, size, size)).astype(np.float32)
-    rows = referable_rows(num_classes)
-    maps, logits = compile_cam(net, spec, rows)(x)
+    rows = referable_rows(num_classes, threshold)
+    maps, offsets, log_odds = compile_cam(net, spec, rows)(x)
     assert maps.shape == ((3, 7, 7) if network == "googlenet" else maps.shape) and maps.ndim == 3
-    # the logits of the deploy net, computed separately
-    z = googlenet.compile_forward(net, ["loss3/classifier"])(x)[0]
-    z = z[:, rows[0]].mean(axis=1) - z[:, rows[1]].mean(axis=1)  # log-odds for binary
-    np.testing.assert_allclose(logits, z, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(maps.mean(axis=(1, 2)) + bias_of(net, rows), z, rtol=1e-4,
-                               atol=1e-4)
+    # the log-odds of the deploy net's softmax, computed separately
+    probs = googlenet.compile_forward(net, ["prob"])(x)[0].astype(np.float64)
+    expected = log_odds_of(probs, rows)
+    np.testing.assert_allclose(log_odds, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(maps.mean(axis=(1, 2)) + offsets, expected, rtol=1e-4, atol=1e-4)
     assert np.abs(maps.mean(axis=(1, 2))).max() > 1e-3  # not trivially zero
+    if num_classes == 2:  # the binary identity: the constant is the bias difference
+        b = net["loss3/classifier"].b.get_value()
+        np.testing.assert_allclose(offsets, b[1] - b[0], rtol=1e-5)
+
+
+def test_a_five_level_map_has_the_sign_of_the_log_odds():
+    """The issue's hand case: logits (0, 0, 5, -5, -5), no bias. The log-odds of levels
+    >= 2 is log(e^5 + 2 e^-5) - log 2 = +4.307; a mean of logits contrast would give
+    (5 - 5 - 5) / 3 - 0 = -1.67, the opposite sign. The map's mean is the share-weighted
+    contrast, 5 s_2 - 5 s_3 - 5 s_4 = +4.9991 (s: softmax of (5, -5, -5))."""
+    spec, net = random_net("mini", 5, 64)
+    x = np.random.RandomState(0).normal(0, 50, (1, 3, 64, 64)).astype(np.float32)
+    classifier = net["loss3/classifier"]
+    f = theano.function([net["data"].input_var], lasagne.layers.get_output(
+        classifier.input_layer, deterministic=True).flatten(2))(x)[0].astype(np.float64)
+    z = np.array([0, 0, 5, -5, -5], np.float64)
+    classifier.W.set_value(np.outer(f, z / f.dot(f)).astype(np.float32))  # logits = z
+    classifier.b.set_value(np.zeros(5, np.float32))
+    maps, offsets, log_odds = compile_cam(net, spec, referable_rows(5))(x)
+    s = np.exp([5, -5, -5]) / np.exp([5, -5, -5]).sum()
+    assert maps.mean() == pytest.approx(5 * s[0] - 5 * s[1] - 5 * s[2], abs=1e-3)
+    assert maps.mean() > 4.99
+    assert log_odds[0] == pytest.approx(np.log(np.exp(5) + 2 * np.exp(-5)) - np.log(2), abs=1e-4)
+    assert maps.mean() + offsets[0] == pytest.approx(4.3069, abs=1e-3)
 
 
 def test_the_pooled_blob_is_found_through_dropout():

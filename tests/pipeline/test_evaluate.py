@@ -81,6 +81,28 @@ def test_an_evaluation_is_reused_only_with_the_same_settings(features_run, data_
     assert again["operating_point"]["rule"] == "youden"
 
 
+def test_an_external_evaluation_with_another_tta_leaves_the_runs_validation_scores(
+        features_run, data_h5, tmp_path):  # noqa: F811
+    """Ensembles and both-eye fusion read the run's validation scores: they must stay
+    those of the run's own (4-rotation) evaluation when external data is evaluated
+    without TTA, which needs its own validation scores for its operating point."""
+    from pipeline.evaluated_runs import load_run, val_predictions
+    evaluate(features_run, data_h5, tta=True, resamples=50, progress=False)
+    before = val_predictions(load_run(features_run))
+    make_dataset(str(tmp_path / "other"), patients=10, width=320, height=240, seed=4)
+    preprocess(str(tmp_path / "other"), str(tmp_path / "other.h5"), size=72, progress=False)
+    external = evaluate(features_run, str(tmp_path / "other.h5"), tta=False, resamples=50,
+                        progress=False)
+    assert external["operating_point"]["tta"] is False
+    after = val_predictions(load_run(features_run))
+    np.testing.assert_array_equal(after["score"], before["score"])
+    # the score of one rotation is another number: the test above could fail
+    _, input_shape, net = load_model(str(features_run / "model.npz"))
+    one = predict(googlenet.compile_forward(net, ["prob"]), Dataset(data_h5, "val"),
+                  input_shape[1])[:, 1]
+    assert not np.allclose(one, before["score"])
+
+
 def test_a_five_level_run_gets_kappa_at_cut_points_tuned_on_validation(data_h5, tmp_path):  # noqa: F811
     """The cut-points are tune_cuts' on the validation split's expected levels, computed
     here independently, and the report shows Kaggle's yardstick with them."""
