@@ -7,7 +7,8 @@ quadratic weighted kappa, turn it into levels (level = how many cut-points the
 grade reaches). The search is deterministic: coordinate ascent from
 (0.5, 1.5, 2.5, 3.5), each cut-point in turn moved to the best of the midpoints
 between consecutive distinct validation grades that keep the cut-points in order
-(ties: the lowest), until a full round changes nothing. The same cut-points are
+(ties: the lowest of the equally good, the current cut-point among them), until a
+full round changes nothing. The same cut-points are
 then applied unchanged to the test split and to external data.
 """
 import numpy as np
@@ -30,9 +31,10 @@ def levels_at(grade, cuts):
 
 
 def kappa(truth, pred):
-    """Quadratic weighted kappa over levels 0-4; 0 where a single level is all there is."""
+    """Quadratic weighted kappa over levels 0-4; NaN where it is undefined (a single level
+    is all there is, in the truth and the grades together: no disagreement to expect)."""
     if len(set(np.asarray(truth).tolist()) | set(np.asarray(pred).tolist())) < 2:
-        return 0.0
+        return float("nan")
     return quadratic_kappa(truth, pred, LEVELS)
 
 
@@ -43,29 +45,39 @@ def tune_cuts(grade, truth, start=START, rounds=50):
     values = np.unique(grade)
     candidates = np.concatenate([[values[0] - 0.5], (values[:-1] + values[1:]) / 2,
                                  [values[-1] + 0.5]])
+
+    def score(cuts):  # an undefined kappa is no better than any defined one
+        k = kappa(truth, levels_at(grade, cuts))
+        return -np.inf if np.isnan(k) else k
+
     cuts = np.array(start, np.float64)
-    best = kappa(truth, levels_at(grade, cuts))
     for _ in range(rounds):
         changed = False
         for i in range(len(cuts)):
             low = cuts[i - 1] if i else -np.inf
             high = cuts[i + 1] if i + 1 < len(cuts) else np.inf
-            for c in candidates[(candidates >= low) & (candidates <= high)]:
+            best, choice = score(cuts), cuts[i]
+            for c in candidates[(candidates >= low) & (candidates <= high)]:  # ascending
                 trial = cuts.copy()
                 trial[i] = c
-                k = kappa(truth, levels_at(grade, trial))
-                if k > best + 1e-12:
-                    best, cuts, changed = k, trial, True
+                k = score(trial)
+                # the best; of equal ones the lowest, the current cut included
+                if k > best + 1e-12 or (k >= best - 1e-12 and c < choice):
+                    best, choice = k, c
+            if choice != cuts[i]:
+                cuts[i], changed = choice, True
         if not changed:
             break
-    return cuts, float(best)
+    return cuts, float(kappa(truth, levels_at(grade, cuts)))
 
 
 def kappa_with_interval(truth, pred, patients, resamples=RESAMPLES, seed=0):
-    """{"value", "ci"}: 5-level kappa with a 95 % patient-bootstrap interval."""
+    """{"value", "ci", "undefined"}: 5-level kappa with a 95 % patient-bootstrap interval
+    over the resamples where it is defined; ``undefined``: how many were left out."""
     truth, pred = np.asarray(truth), np.asarray(pred)
     reps = [kappa(truth[idx], pred[idx]) for idx in resample_indices(patients, resamples, seed)]
-    return {"value": kappa(truth, pred), "ci": interval(reps)}
+    return {"value": kappa(truth, pred), "ci": interval(reps),
+            "undefined": int(np.isnan(reps).sum())}
 
 
 def grading(probs, levels, patients, cuts, resamples=RESAMPLES, seed=0):

@@ -14,8 +14,8 @@ Work goes in chunks of ``CHUNK`` images, each written atomically to
 ``RUN/kaggle-test/<data>/chunks/``; a killed run resumes at the first missing chunk
 and ends with the same files as an uninterrupted one (the plan, checked on resume,
 is the sorted image list, the model's SHA1 and the settings). Memory holds one chunk.
-An unreadable image is named and counted, and graded 0 (every test image must be
-in the submission exactly once). Then ``submission.csv`` (``image,level``) and, with
+An unreadable image is named and counted, graded 0 (every test image must be in
+the submission exactly once) and left out of the AUC (it has no score of its own). Then ``submission.csv`` (``image,level``) and, with
 the solution file (``image,level,Usage``, Usage Public or Private), ``score.json``:
 5-level quadratic weighted kappa and the referable AUC per Usage, with 95 %
 patient-bootstrap intervals.
@@ -158,7 +158,7 @@ def kaggle_test(run_dir, data_dir, solution=None, progress=True, chunk=CHUNK):
         atomic_write_bytes(out / "submission.csv", text.getvalue().encode())
         check_submission(out / "submission.csv", set(names))
         if truth:
-            score = score_submission(names, probs, levels, truth, config)
+            score = score_submission(names, probs, levels, truth, config, failed)
             atomic_write_bytes(out / "score.json", json.dumps(score, indent=2).encode())
     for name in failed:
         print("kaggle-test: unreadable image %s graded 0" % images[name], file=sys.stderr)
@@ -206,21 +206,26 @@ def predict_chunks(net, names, images, chunks, crop, prep, turns, progress, chun
             done / (time.perf_counter() - start), len(turns)), file=sys.stderr)
 
 
-def score_submission(names, probs, levels, truth, config):
-    """Per Usage: 5-level kappa and the referable AUC with patient-bootstrap intervals."""
+def score_submission(names, probs, levels, truth, config, failed=()):
+    """Per Usage: 5-level kappa and the referable AUC with patient-bootstrap intervals.
+    An unreadable image (``failed``) is in the kappa as the 0 it was graded, but has no
+    score of its own: it is left out of the AUC and counted (``auc_unreadable_left_out``)."""
     true = np.array([truth[n][0] for n in names])
     usage = np.array([truth[n][1] for n in names])
     patients = np.array([patient_of(n) for n in names])
     threshold = config.get("threshold", 2)
     score = referable_score(probs, config["target"], threshold)
+    readable = ~np.isin(names, list(failed))
     out = {"resamples": RESAMPLES, "unit": "patient"}
     for u in USAGES:
         m = usage == u
         if not m.any():
             continue
+        a = m & readable
         out[u] = {"images": int(m.sum()),
                   "kappa": kappa_with_interval(true[m], levels[m], patients[m]),
-                  "auc_referable": bootstrap(score[m], true[m] >= threshold,
-                                             score[m] >= 0.5, patients[m],
-                                             metrics=("auc",))["auc"]}
+                  "auc_referable": bootstrap(score[a], true[a] >= threshold,
+                                             score[a] >= 0.5, patients[a],
+                                             metrics=("auc",))["auc"],
+                  "auc_unreadable_left_out": int((m & ~readable).sum())}
     return out

@@ -5,8 +5,9 @@ local contrast normalisation when the run's data had it), centre-cropped as the
 run's network expects, and scored with the run's evaluation's test-time
 augmentation. The CSV has, per image: ``image`` (the file's path), ``p_referable``
 (P(referable DR)), ``referable`` (1 at or above the cut the run chose on its
-validation split), for a 5-level run ``grade`` (the expected level) and
-``p_level0..4``, and ``patient_referable`` (1 if either eye is referable) where
+validation split), for a 5-level run ``expected_level`` (sum k p_k), ``level`` (the
+expected level graded at the cut-points the run tuned on validation, as a Kaggle
+submission grades it) and ``p_level0..4``, and ``patient_referable`` (1 if either eye is referable) where
 both ``<id>_left`` and ``<id>_right`` of a patient are given.
 
 ``--heatmaps DIR``: per image a PNG of the cropped fundus with the class-activation
@@ -37,6 +38,7 @@ from .config import num_classes
 from .dataset import caffe_batch, centre_crop
 from .errors import InputError
 from .evaluate import rotations
+from .grading import expected_grade, levels_at
 from .images import read_image
 from .inference import tta_probs
 from .labels import IMAGE_EXTS
@@ -152,24 +154,28 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
                                  "%s: P(referable) %.3f" % (stem, score))
     seconds = time.perf_counter() - start
     probs = np.concatenate(probs) if probs else np.zeros((0, num_classes(config)))
-    write_csv(out, names, probs, config, evaluation["operating_point"]["cut"])
+    write_csv(out, names, probs, config, evaluation["operating_point"])
     return out, len(names), failed, len(names) / seconds if seconds else 0.0
 
 
-def write_csv(out, names, probs, config, cut):
+def write_csv(out, names, probs, config, point):
+    """The CSV of the module docstring; ``point``: the run's operating point (its cut on
+    P(referable) and, for a 5-level run, its tuned cut-points)."""
+    cut, cuts = point["cut"], point.get("cuts")
     score = referable_score(probs, config["target"], config.get("threshold", 2))
     decided = score >= cut
     patients = patient_decisions(names, decided)
     levels = config["target"] == "levels"
     header = ["image", "p_referable", "referable"]
-    header += ["grade"] + ["p_level%d" % k for k in range(5)] if levels else []
+    header += ["expected_level", "level"] + ["p_level%d" % k for k in range(5)] if levels else []
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header + ["patient_referable"])
     for name, s, d, p in zip(names, score, decided, probs):
         row = [name, "%.6f" % s, int(d)]
         if levels:
-            row += ["%.4f" % float(np.dot(np.arange(5), p))] + ["%.6f" % v for v in p]
+            grade = float(expected_grade(p[None])[0])
+            row += ["%.4f" % grade, int(levels_at([grade], cuts)[0])] + ["%.6f" % v for v in p]
         stem = os.path.splitext(os.path.basename(name))[0]
         writer.writerow(row + [patients.get(stem, "")])
     atomic_write_bytes(out, text.getvalue().encode())

@@ -7,7 +7,8 @@ per image, ``referable`` its truth (level >= threshold), ``patients`` the
 patient of each image. Resampling draws whole patients (both eyes stay
 together), ``resamples`` times (2,000 by default) from a seeded generator;
 intervals are the 2.5 and 97.5 percentiles of the replicates where the metric
-is defined (AUC needs both classes).
+is defined (AUC needs both classes; kappa some disagreement to expect), and the
+replicates left out are counted (``undefined``).
 """
 import numpy as np
 
@@ -32,9 +33,10 @@ def decision_metrics(score, truth, decided, metrics=METRICS):
             out[m] = float((~decided & ~truth).sum() / neg) if neg else float("nan")
         elif m == "accuracy":
             out[m] = float((decided == truth).mean())
-        elif m == "kappa":  # binary: quadratic weights are Cohen's; 0 with a single class
+        elif m == "kappa":  # binary: quadratic weights are Cohen's; undefined (NaN) when
+            # one class is all there is, in the truth and the decisions together
             both = len(set(truth.tolist()) | set(decided.tolist())) > 1
-            out[m] = quadratic_kappa(truth, decided, 2) if both else 0.0
+            out[m] = quadratic_kappa(truth, decided, 2) if both else float("nan")
         else:
             raise KeyError(m)
     return out
@@ -72,7 +74,8 @@ def bootstrap(score, truth, decided, patients, resamples=RESAMPLES, seed=0, metr
     for idx in resample_indices(patients, resamples, seed):
         for m, v in decision_metrics(score[idx], truth[idx], decided[idx], metrics).items():
             reps[m].append(v)
-    out = {m: {"value": point[m], "ci": interval(reps[m])} for m in metrics}
+    out = {m: {"value": point[m], "ci": interval(reps[m]),
+               "undefined": int(np.isnan(reps[m]).sum())} for m in metrics}
     out["bootstrap"] = {"resamples": resamples, "seed": seed, "unit": "patient",
                         "patients": len(patient_groups(patients)), "images": int(len(score))}
     return out

@@ -66,4 +66,39 @@ def test_grading_figures_and_their_intervals():
         assert lo <= out[key]["value"] <= hi
     assert np.array(out["confusion_argmax"]).sum() == 60 and len(out["confusion_tuned"]) == 5
     same = kappa_with_interval(levels, levels, patients, resamples=50)
-    assert same == {"value": 1.0, "ci": [1.0, 1.0]}
+    assert same == {"value": 1.0, "ci": [1.0, 1.0], "undefined": 0}
+
+
+def test_resamples_where_kappa_is_undefined_are_left_out_and_counted():
+    """Two patients graded 0 and right, a third with levels 4 and 2 graded 3 and 2: a
+    resample without the third patient has one grade only, where kappa is undefined.
+    Counted as 0 (as before) they pulled the interval's lower end to 0; every defined
+    resample here is above 0.5 (the third patient alone: 1 - 0.5 / 1.5 = 0.667)."""
+    from pipeline.stats import resample_indices
+    truth, pred, patients = [0, 0, 0, 0, 4, 2], [0, 0, 0, 0, 3, 2], ["a", "a", "b", "b", "c", "c"]
+    out = kappa_with_interval(truth, pred, patients, resamples=400, seed=3)
+    without_c = sum(4 not in np.asarray(truth)[idx]
+                    for idx in resample_indices(patients, 400, 3))
+    assert out["undefined"] == without_c > 0
+    assert out["ci"][0] > 0.5 and out["value"] == pytest.approx(
+        cohen_kappa_score(truth, pred, weights="quadratic", labels=range(5)))
+    assert np.isnan(kappa([2, 2, 2], [2, 2, 2]))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_of_equally_good_cut_points_the_search_keeps_the_lowest(seed):
+    """The docstring's tie rule, checked where the search stops: moving any one cut-point
+    to a lower candidate (within its neighbours) makes kappa worse, never equal."""
+    rng = np.random.RandomState(seed)
+    truth = rng.randint(0, 5, 14)
+    grade = np.round(truth + rng.normal(0, 1.2, 14), 1)
+    cuts, best = tune_cuts(grade, truth)
+    values = np.unique(grade)
+    candidates = np.concatenate([[values[0] - 0.5], (values[:-1] + values[1:]) / 2,
+                                 [values[-1] + 0.5]])
+    for i in range(4):
+        low = cuts[i - 1] if i else -np.inf
+        for c in candidates[(candidates >= low) & (candidates < cuts[i])]:
+            trial = cuts.copy()
+            trial[i] = c
+            assert kappa(truth, levels_at(grade, trial)) < best - 1e-12, (i, c, cuts)

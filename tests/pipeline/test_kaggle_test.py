@@ -62,6 +62,32 @@ def test_submission_and_score_on_a_generated_test_set(levels_run):
         assert (p["levels"] == np.searchsorted(cuts, grade, side="right")).all()
 
 
+def test_an_unreadable_image_is_graded_0_but_left_out_of_the_auc():
+    """Its black substitute's probability is no prediction of the image: in the AUC it
+    would be a score the network never gave; the kappa keeps the 0 it was submitted as."""
+    from sklearn.metrics import roc_auc_score
+    from pipeline.kaggle_test import score_submission
+    rng = np.random.RandomState(0)
+    names = ["%d_%s" % (i // 2, ("left", "right")[i % 2]) for i in range(40)]
+    true = rng.randint(0, 5, 40)
+    probs = np.eye(5)[true] * 0.6 + 0.08  # a good model
+    failed = [names[3], names[10]]
+    for name in failed:  # what a black image scored: confidently wrong
+        k = names.index(name)
+        probs[k] = np.eye(5)[0 if true[k] >= 2 else 4] * 0.6 + 0.08
+    levels = probs.argmax(axis=1)
+    levels[[3, 10]] = 0
+    truth = {n: (int(t), "Private") for n, t in zip(names, true)}
+    out = score_submission(names, probs, levels, truth, {"target": "levels", "threshold": 2},
+                           failed)["Private"]
+    keep = [k for k in range(40) if k not in (3, 10)]
+    score = probs[:, 2:].sum(axis=1)
+    assert out["auc_referable"]["value"] == pytest.approx(
+        roc_auc_score(true[keep] >= 2, score[keep]))
+    assert out["auc_unreadable_left_out"] == 2 and out["images"] == 40
+    assert out["kappa"]["value"] == pytest.approx(kappa(true, levels))
+
+
 def test_a_killed_run_resumes_to_the_uninterrupted_files(levels_run, tmp_path):
     run, data, _, _ = levels_run
     reference = tmp_path / "reference"

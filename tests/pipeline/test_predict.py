@@ -108,3 +108,20 @@ def test_a_run_that_cannot_screen_is_one_line_before_any_image(evaluated_run, tm
                  str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and not out.exists(), err
+
+
+def test_a_five_level_csv_gives_the_expected_level_and_the_tuned_level(tmp_path):
+    """``level`` is the grade a submission would use: the expected level at the run's tuned
+    cut-points (by hand here), not the expected level itself."""
+    import numpy as np
+    from pipeline.predict import write_csv
+    probs = np.array([[0.1, 0.2, 0.4, 0.2, 0.1], [0.7, 0.2, 0.1, 0, 0], [0, 0, 0.1, 0.3, 0.6]])
+    point = {"cut": 0.5, "cuts": [0.5, 1.0, 2.2, 3.0]}  # expected levels 2.0, 0.4, 3.5
+    out = tmp_path / "p.csv"
+    write_csv(out, ["a_left.png", "a_right.png", "b.png"], probs,
+              {"target": "levels", "threshold": 2}, point)
+    rows = read_csv(out)
+    assert [r["expected_level"] for r in rows] == ["2.0000", "0.4000", "3.5000"]
+    assert [r["level"] for r in rows] == ["2", "0", "4"]  # 2.0 reaches 0.5 and 1.0 only
+    assert [r["referable"] for r in rows] == ["1", "0", "1"]  # P(level >= 2): 0.7, 0.1, 1.0
+    assert [r["patient_referable"] for r in rows] == ["1", "1", ""]
