@@ -1,6 +1,12 @@
 # download -> preprocess -> train -> evaluate, on a self-installed Theano/Lasagne stack.
 # Every target depends on the virtual environment, which `make install` builds.
 
+# the command as its user typed it (the outermost make's goals and variables), recorded
+# beside every result it makes (pipeline.runs.command_line)
+ifndef DRT_MAKE_COMMAND
+export DRT_MAKE_COMMAND := make $(MAKECMDGOALS) $(MAKEOVERRIDES)
+endif
+
 PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
 PY          := $(VENV)/bin/python

@@ -112,17 +112,28 @@ def side_by_side(runs_a, runs_b, resamples):
         len(truth), len(runs_a), len(runs_b), settings_text(design_of(runs_a[0]))), d
 
 
+def differ_as_files(config_a, config_b):
+    """Whether two configs differ only where their scenario files differ (the same
+    overrides on both sides, or none), names aside: a comparison of the two scenarios."""
+    from .config import NAME_KEYS, flatten, load_scenario
+    from .errors import InputError
+    try:
+        files = [flatten(load_scenario(c["scenario"])) for c in (config_a, config_b)]
+    except InputError:
+        return False
+    a, b = flatten(config_a), flatten(config_b)
+    return all(a.get(k) == b.get(k) for k in set(a) | set(b)
+               if k not in NAME_KEYS + ("fold",) and files[0].get(k) == files[1].get(k))
+
+
 def cv_pairs(cv, a, b):
     """[(cv of a, cv of b)] of the cross-validations of ``a`` and ``b`` (``load_cv``'s
-    lists) with the same design: folds, fold assignment, positive class, TTA, rule; the
-    scenario files' own configs only (no overrides)."""
-    out = []
-    for ca in cv.get(a, []):
-        for cb in cv.get(b, []):
-            if not ca["summary"].get("overrides") and not cb["summary"].get("overrides") \
-                    and not not_comparable([cv_design_of(ca), cv_design_of(cb)]):
-                out.append((ca, cb))
-    return out
+    lists) that may be compared: the same design (folds, fold assignment, positive
+    class, TTA, rule) and configs that differ only where the scenario files do."""
+    return [(ca, cb) for ca in cv.get(a, []) for cb in cv.get(b, [])
+            if "config" in ca["summary"] and "config" in cb["summary"]
+            and not not_comparable([cv_design_of(ca), cv_design_of(cb)])
+            and differ_as_files(ca["summary"]["config"], cb["summary"]["config"])]
 
 
 def cv_difference(ca, cb, resamples):

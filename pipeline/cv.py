@@ -4,28 +4,55 @@ train = the rest; folds stratified by each patient's worst level), each
 evaluated on its test fold, so that every usable image is predicted out of
 fold exactly once.
 
-The summary, ``runs/cv-{scenario}-k{folds}[-seed{seed}]/``: ``summary.json``
-(per-fold metrics, their mean and sd, and the pooled out-of-fold AUC with its
-patient-bootstrap interval), ``oof_predictions.npz``, ``cv_roc.png`` (the folds'
+The summary, ``runs/cv-{scenario}-k{folds}-{design}/`` (``design``: the first 8 hex
+digits of the SHA1 of the whole config, seed and overrides included, and of the
+evaluation's TTA and operating rule, so that no other design overwrites it):
+``summary.json`` (the config, the overrides, the settings, the SHA1 of the fold
+assignment, per-fold metrics, their mean and sd, and the pooled out-of-fold AUC with
+its patient-bootstrap interval), ``oof_predictions.npz``, ``cv_roc.png`` (the folds'
 ROC curves overlaid). Feature scenarios extract their features once for all
 folds (``pipeline.features`` caches them for every image of the data).
 """
+import hashlib
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from models.fileio import atomic_savez, atomic_write_bytes, sha1_of
 
 from .config import load_scenario
 from .evaluate import DEFAULT_RULE, evaluate
+from .evaluated_runs import overrides_of
+from .splits import kfold_by_patient
 from .plots import plot_roc
+from .runs import command_line
 from .stats import METRICS, RESAMPLES, bootstrap
 from .train import train
 
 
-def cv_dir(runs_root, scenario, folds, seed):
-    return Path(runs_root) / ("cv-%s-k%d%s" % (scenario, folds, "-seed%d" % seed if seed else ""))
+def design_sha1(config, tta, rule):
+    """The SHA1 of what a cross-validation computes: its config (folds included, the fold
+    itself left out), its TTA and its operating rule."""
+    what = {k: v for k, v in config.items() if k != "fold"}
+    return hashlib.sha1(json.dumps([what, bool(tta), list(rule)], sort_keys=True)
+                        .encode()).hexdigest()
+
+
+def cv_dir(runs_root, config, tta, rule):
+    return Path(runs_root) / ("cv-%s-k%d-%s" % (config["scenario"], config["folds"],
+                                                design_sha1(config, tta, rule)[:8]))
+
+
+def fold_assignment_sha1(data_path, folds):
+    """The SHA1 of the fold of every image of ``data_path`` ("name<TAB>fold" lines): equal
+    for every scenario and seed on the same data (the folds' shuffle has its own seed)."""
+    with h5py.File(data_path, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f["name"][:]]
+        levels = f["level"][:]
+    of = kfold_by_patient(names, levels, folds)
+    return hashlib.sha1("\n".join("%s\t%d" % p for p in zip(names, of)).encode()).hexdigest()
 
 
 def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", folds=5, tta=False,
@@ -47,11 +74,15 @@ def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", fo
     threshold = configs[0].get("threshold", 2)
     truth = pooled["levels"] >= threshold
     seed = configs[0].get("seed", 0)
-    out = cv_dir(runs_root, configs[0]["scenario"], folds, seed)
+    out = cv_dir(runs_root, configs[0], tta, rule)
     per_fold = [{m: e["argmax"][m]["value"] for m in METRICS} for e in evaluations]
     summary = {
         "scenario": configs[0]["scenario"], "folds": folds, "seed": seed, "tta": tta,
-        "threshold": threshold,
+        "rule": list(rule), "threshold": threshold,
+        "overrides": list(overrides_of(configs[0])), "command": command_line(),
+        "config": {k: v for k, v in configs[0].items() if k != "fold"},
+        "design_sha1": design_sha1(configs[0], tta, rule),
+        "folds_sha1": fold_assignment_sha1(data_path, folds),
         "data": str(Path(data_path).resolve()), "data_sha1": sha1_of(data_path),
         "runs": [str(r) for r in runs], "per_fold": per_fold,
         "mean": {m: float(np.mean([f[m] for f in per_fold])) for m in METRICS},

@@ -14,6 +14,7 @@ Writes ``evaluation.json``, ``predictions.npz`` and the plots ``roc.png``,
 ``confusion.png``, ``calibration.png``.
 """
 import json
+import time
 from pathlib import Path
 
 import h5py
@@ -29,9 +30,13 @@ from .grading import expected_grade, grading, tune_cuts
 from .inference import predict
 from .metrics import referable_decision, referable_score, screening_metrics
 from .plots import plot_confusion, plot_reliability, plot_roc
+from .runs import command_line
 from .stats import RESAMPLES, bootstrap, choose_cut
 
 DEFAULT_RULE = ("sensitivity", 0.87)
+#: what an evaluation.json holds changed (validation scores kept per TTA, undefined
+#: kappas left out): an evaluation of an older version is made again, never reused
+EVALUATION_VERSION = 2
 
 
 def out_dir_of(run_dir, data_path, external):
@@ -60,8 +65,10 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
     the run's own evaluation.json when made with the same rule and TTA)."""
     own = run_dir / "evaluation.json"
     if own.exists():
-        point = json.loads(own.read_text()).get("operating_point", {})
-        if [point.get("rule"), point.get("target"), point.get("tta")] == list(rule) + [tta] \
+        made = json.loads(own.read_text())
+        point = made.get("operating_point", {})
+        if made.get("settings", {}).get("version") == EVALUATION_VERSION and \
+                [point.get("rule"), point.get("target"), point.get("tta")] == list(rule) + [tta] \
                 and (config["target"] != "levels" or "cuts" in point):
             return point
     val = open_split(env["data"], "val", config)
@@ -98,7 +105,7 @@ def rotations(tta):
 
 def settings_of(data_sha1, tta, rule, resamples, seed):
     return {"data_sha1": data_sha1, "tta": tta, "rule": list(rule), "resamples": resamples,
-            "seed": seed}
+            "seed": seed, "version": EVALUATION_VERSION}
 
 
 def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPLES, seed=0,
@@ -125,6 +132,7 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
             return previous
     if external:
         check_same_preprocessing(data_path, env["data"])
+    started = time.perf_counter()
     _, input_shape, net = load_model(str(model))
     fn = googlenet.compile_forward(net, ["prob"])
     crop = input_shape[1]
@@ -140,6 +148,7 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
     result = {
         "run": str(run_dir), "data": str(Path(data_path).resolve()), "external": external,
         "split": "all" if external else "test", "tta": tta, "n": len(data),
+        "command": command_line(),
         "settings": settings, "bootstrap": argmax.pop("bootstrap"), "argmax": argmax,
         "operating_point": point,
         "at_operating_point": {k: v for k, v in bootstrap(
@@ -160,6 +169,7 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
     labels = ["no", "referable"] if config["target"] == "binary" else [str(i) for i in range(5)]
     plot_confusion(result["confusion"], labels, str(out_dir / "confusion.png"), title)
     plot_reliability([(title.strip("()"), score, truth)], str(out_dir / "calibration.png"))
+    result["seconds"] = time.perf_counter() - started
     atomic_write_bytes(done, json.dumps(result, indent=2).encode())
     print("evaluate %s: %s" % (title, summary_line(result)))
     if "levels" in result:

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .config import flatten, load_scenario
+from .config import REPEAT_KEYS, flatten, load_scenario
 from .errors import InputError
 
 
@@ -61,7 +61,7 @@ def overrides_of(config):
         return ("scenario file gone",)
     ours = flatten(config)
     return tuple(sorted("%s=%s" % (k, json.dumps(v)) for k, v in ours.items()
-                        if k not in ("seed", "fold", "folds") and base.get(k) != v))
+                        if k not in REPEAT_KEYS and base.get(k) != v))
 
 
 def group(runs):
@@ -83,11 +83,14 @@ def group(runs):
 
 
 def load_cv(runs_root, data_sha1):
+    """{scenario: [every cross-validation summary of it on the data with SHA1
+    ``data_sha1``, as {summary, dir, oof}]}, each design apart (``pipeline.cv``): which
+    ones may be compared is ``claims.cv_pairs``'s to say."""
     out = {}
     for path in sorted(Path(runs_root).glob("cv-*/summary.json")):
         summary = json.loads(path.read_text())
         if summary["data_sha1"] == data_sha1 and (path.parent / "oof_predictions.npz").exists():
-            out.setdefault(summary["scenario"], {
+            out.setdefault(summary["scenario"], []).append({
                 "summary": summary, "dir": path.parent,
                 "oof": read_npz(path.parent / "oof_predictions.npz")})
     return out

@@ -78,6 +78,8 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
         rows.append(both_eyes_row("4", by_scenario["4"][0], val_predictions(by_scenario["4"][0]),
                                   resamples))
     md += ["| %s | %s | %s | **%s** |" % row for row in rows]
+    md += made_by([r for members in by_scenario.values() for r in members],
+                  [c for items in cv.values() for c in items])
     md += ambiguity_section(runs_root, stem, resamples)
     curves = roc_curves(by_scenario)
     if curves:
@@ -85,6 +87,9 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
                  "(test split, first seed of each scenario)")
         md += ["", "![ROC curves of every scenario on the test split](%s-roc.png)" % stem]
     md += scenario_tables(groups, resamples)
+    if groups:
+        shown = [r for members in groups.values() for r in members]
+        md += made_by(shown) + ["", timing_line(shown, data_path), ""]
     md += levels_section(groups)
     md += kaggle_test_section(runs)
     md += gallery_section(by_scenario.get("4"), runs_root, stem)
@@ -137,6 +142,7 @@ def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
           "|---|---|---|"]
     md += ["| %s | **%s** | %s |" % (claim[0], table[0][2][i][0], robustness(spec, table, i))
            for i, claim in enumerate(CLAIMS)]
+    md += made_by([], plans=[plan])
     md += ["", "### Every reading", ""]
     md += ["- **%s**: \"%s\" - %s" % (a["name"], a["quote"], a["why"])
            for a in spec["ambiguities"]]
@@ -175,6 +181,39 @@ def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
         md += ["", "![Scenario %s's test AUC under each reading](%s-readings.png)" % (
             main, stem)]
     return md + [""]
+
+
+def made_by(runs, cvs=(), plans=()):
+    """The line naming the commands that made these runs, cross-validations and sweep
+    plans, as each recorded its own (``runs.command_line``): training, then evaluation."""
+    commands = []
+    for command in ([r["env"].get("command") for r in runs]
+                    + [r["evaluation"].get("command") for r in runs]
+                    + [c["summary"].get("command") for c in cvs]
+                    + [p.get("made_by") for p in plans]):
+        command = command or "(not recorded: made before commands were kept)"
+        if command not in commands:
+            commands.append(command)
+    return ["", "*Made by: %s.*" % "; ".join("`%s`" % c for c in commands)] if commands else []
+
+
+def timing_line(runs, data_path):
+    """The recorded training and evaluation time of ``runs`` beside what ``make
+    reproduce``'s plan estimates for them from nothing on the reference machine class."""
+    from .estimate import estimate_seconds, split_counts
+    train_s = sum(train_seconds(r["dir"]) for r in runs)
+    evals = [r["evaluation"].get("seconds") for r in runs]
+    known = [s for s in evals if s is not None]
+    estimate = sum(estimate_seconds([r["config"]], split_counts(str(data_path)),
+                                    r["evaluation"]["tta"]) for r in runs)
+    return ("These %d runs took %.0f s to train and %s to evaluate, as each recorded it; "
+            "`make reproduce`'s plan estimates at most %.0f s for them from nothing on the "
+            "reference machine (2 cores; `estimate.SPEED`)%s." % (
+                len(runs), train_s, "%.0f s" % sum(known) if len(known) == len(evals) else
+                "%.0f s (%d evaluations did not record their time)" % (
+                    sum(known), len(evals) - len(known)), estimate,
+                "" if train_s + sum(known) <= estimate else ": the runs took longer than the "
+                "estimate (a shared or slower machine)"))
 
 
 def verdict_cell(verdict, evidence):
@@ -463,20 +502,26 @@ def rule_text(point):
 
 
 def cv_section(cv):
+    """Every cross-validation of the data: one row per design (scenario, overrides, folds,
+    evaluation settings), each with the ROC curves of its folds."""
+    from .claims import cv_design_of, settings_text
     if not cv:
         return []
     md = ["## Cross-validation by patient", "",
-          "| scenario | folds | AUC per fold | mean ± sd | pooled out-of-fold AUC | images |",
-          "|---|---|---|---|---|---|"]
-    for scenario, c in sorted(cv.items()):
+          "| scenario | folds | evaluated | AUC per fold | mean ± sd | pooled out-of-fold AUC "
+          "| images | summary |", "|---|---|---|---|---|---|---|---|"]
+    entries = [(scenario, c) for scenario, items in sorted(cv.items()) for c in items]
+    for scenario, c in entries:
         s = c["summary"]
-        md.append("| %s | %d | %s | %.3f ± %.3f | %s | %d |" % (
-            SCENARIO_NAMES.get(scenario, scenario), s["folds"],
+        md.append("| %s | %d | %s | %s | %.3f ± %.3f | %s | %d | `%s` |" % (
+            display(scenario + (" [%s]" % ", ".join(s["overrides"]) if s.get("overrides")
+                                else "")), s["folds"], settings_text(cv_design_of(c)),
             ", ".join("%.3f" % f["auc"] for f in s["per_fold"]), s["mean"]["auc"],
-            s["sd"]["auc"], fmt(s["pooled_auc"]["auc"]), s["images"]))
-    md += [""] + ["![%s: ROC of each fold](%s)" % (SCENARIO_NAMES.get(s, s), c["dir"].name +
-                                                     "/cv_roc.png")
-                  for s, c in sorted(cv.items())]
+            s["sd"]["auc"], fmt(s["pooled_auc"]["auc"]), s["images"], c["dir"].name))
+    md += made_by([], [c for _, c in entries])
+    md += [""] + ["![%s: ROC of each fold (%s)](%s)" % (
+        SCENARIO_NAMES.get(scenario, scenario), c["dir"].name, c["dir"].name + "/cv_roc.png")
+        for scenario, c in entries]
     return md + [""]
 
 

@@ -6,13 +6,11 @@ for now (scenario file plus overrides), the same data and the same weights
 (``train(reuse=True)``); an evaluation only when made after the model with the
 same settings. Anything else is trained or evaluated anew.
 """
-import json
 import os
 import sys
 
-import h5py
-
 from .config import load_scenario
+from .estimate import estimate_seconds, split_counts
 from .evaluate import DEFAULT_RULE, evaluate
 from .claims import CLAIMS
 from .report import write_report
@@ -25,39 +23,6 @@ CLAIM_SCENARIOS = sorted({s for claim in CLAIMS for s in claim[1:3]},
 #: the data ``make reproduce`` uses unless told otherwise
 EMBEDDED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                         "sample")
-#: img/s of the reference machine class (2 cores, OpenBLAS's AVX-512 kernels; make bench):
-#: scenario 4's training step, a forward pass, the feature extraction
-SPEED = {"finetune": 8.0, "infer": 13.0, "features": 15.0}
-
-
-def split_counts(data_path, labels=None):
-    """Images per split: from the preprocessed file, or, before it exists, from the
-    labels file and the default split fractions (0.7 / 0.15 / 0.15)."""
-    if os.path.exists(data_path) or labels is None:
-        with h5py.File(data_path, "r") as f:
-            return {split: sum(levels) for split, levels in json.loads(f.attrs["counts"]).items()}
-    if not os.path.exists(labels):
-        return None
-    with open(labels) as f:
-        n = max(0, sum(1 for line in f if line.strip()) - 1)
-    return {"train": 0.7 * n, "val": 0.15 * n, "test": 0.15 * n}
-
-
-def estimate_seconds(configs, counts, tta):
-    """A rough upper bound of the wall time of training and evaluating ``configs``
-    from nothing on the reference machine class (runs that can be reused cost less)."""
-    evaluation = (counts.get("val", 0) + counts.get("test", 0)) * (4 if tta else 1) / SPEED["infer"]
-    total = 0.0
-    for config in configs:
-        if config["method"] == "finetune":
-            total += config["epochs"] * counts.get("train", 0) / SPEED["finetune"]
-            total += config["epochs"] * counts.get("val", 0) / SPEED["infer"]
-        else:
-            total += sum(counts.values()) / SPEED["features"]
-        total += evaluation + 30  # compiling, bootstraps, plots
-    return total
-
-
 def plan(scenarios, overrides, data_path, seeds=(None,), tta=False, labels=None):
     """The configs to run (all checked) and the line that says what will run and how long."""
     configs = [load_scenario(scenario, list(overrides) + (["seed=%d" % s] if s is not None

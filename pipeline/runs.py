@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,13 +25,25 @@ METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_accuracy", "va
                  "val_accuracy", "val_kappa", "val_auc", "seconds", "data_wait"]
 
 
+def command_line():
+    """The command that started this process, as its user typed it: ``make <goals>
+    <VAR=value ...>`` when the Makefile started it (it exports ``DRT_MAKE_COMMAND``, the
+    outermost make's goals and command-line variables), else ``python -m pipeline ...``."""
+    made = os.environ.get("DRT_MAKE_COMMAND", "").split()
+    if made:
+        return " ".join(re.sub(r"^(\w+)=(.*\\ .*)$", lambda m: "%s='%s'" % (
+            m.group(1), m.group(2).replace("\\ ", " ")), word) for word in re.findall(
+                r"(?:\\ |\S)+", " ".join(made)))
+    return " ".join(["python -m pipeline"] + sys.argv[1:])
+
+
 def environment(config, data, data_sha1, weights, weights_sha1):
     """What a reviewer needs to rerun: versions, flags, device, inputs and their checksums."""
     import importlib
     import numpy as np
     from models import blas
     from models.device import describe
-    env = {"command": " ".join(sys.argv), "python": platform.python_version(),
+    env = {"command": command_line(), "argv": sys.argv, "python": platform.python_version(),
            "platform": platform.platform(), "cpus": os.cpu_count(), "numpy": np.__version__}
     for name, module in (("scipy", "scipy"), ("theano", "theano"), ("lasagne", "lasagne"),
                          ("h5py", "h5py"), ("pillow", "PIL"), ("scikit-learn", "sklearn")):

@@ -33,6 +33,7 @@ from models.fileio import atomic_write_bytes
 
 from .config import load_scenario
 from .errors import InputError
+from .runs import command_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,7 +89,7 @@ def write_plan(plan, tasks, data, weights, runs, tta=False, device="cpu", cpus=2
     if not data or not Path(data).is_file():
         raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data)
     runs = Path(runs).resolve()
-    plan = dict(plan, data=str(Path(data).resolve()),
+    plan = dict(plan, made_by=command_line(), data=str(Path(data).resolve()),
                 weights=str(Path(weights).resolve()) if weights else None, runs=str(runs),
                 tta=tta, device=device, preprocess=list(preprocess),
                 slurm={"cpus": cpus, "mem": mem, "time": time, "limit": limit,

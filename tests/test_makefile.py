@@ -1,4 +1,5 @@
 """The Makefile's own guards."""
+import os
 import subprocess
 
 import pytest
@@ -68,3 +69,17 @@ def test_reproduce_says_first_what_it_will_run_on_which_data():
     lines = dry.splitlines()
     assert "--plan" in lines[0], lines  # before preprocessing or any download
     assert any("download-weights" in line for line in lines[1:])
+
+
+def test_the_makefile_exports_the_command_as_typed_for_the_runs_to_record():
+    """Runs record the outermost make's goals and command-line variables (what the README
+    says made each section); a sub-make keeps the outer command."""
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "--eval",
+                           'drt-show: ; @echo "$$DRT_MAKE_COMMAND"', "drt-show", "SEEDS=0,1",
+                           "SCENARIO=1 3"], cwd=str(ROOT), capture_output=True, text=True,
+                          timeout=60, env={k: v for k, v in os.environ.items()
+                                           if k not in ("DRT_MAKE_COMMAND", "MAKEFLAGS",
+                                                        "MAKELEVEL", "MFLAGS")})
+    assert proc.returncode == 0, proc.stderr
+    words = proc.stdout.split()
+    assert words[:2] == ["make", "drt-show"] and "SEEDS=0,1" in words, proc.stdout

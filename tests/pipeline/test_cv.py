@@ -9,6 +9,9 @@ from pipeline.splits import kfold_by_patient, patient_of
 from tests.pipeline.test_evaluate import FEATURES_MINI
 from tests.pipeline.test_train import data_h5  # noqa: F401  (module fixture)
 
+#: scenario 1 on the mini network: its own feature layer, the top one (pool5/7x7_s1)
+TOP_MINI = ["network=mini", "crop=64", "init=random"]
+
 
 def test_folds_keep_patients_whole_and_test_every_image_once():
     rng = np.random.RandomState(0)
@@ -47,7 +50,7 @@ def test_cross_validation_pools_every_image_out_of_fold(data_h5, tmp_path, monke
                              resamples=200, progress=False)
     assert len(extractions) == 1  # one feature extraction serves every fold
     everything = Dataset(data_h5, "all")
-    out = tmp_path / "cv-1-k3"
+    [out] = tmp_path.glob("cv-1-k3-*")
     with np.load(out / "oof_predictions.npz") as oof:
         assert sorted(oof["names"]) == sorted(everything.names)  # each image once
     assert summary["images"] == len(everything) and len(summary["per_fold"]) == 3
@@ -58,3 +61,32 @@ def test_cross_validation_pools_every_image_out_of_fold(data_h5, tmp_path, monke
     again = cross_validate("1", FEATURES_MINI, data_h5, None, str(tmp_path), folds=3,
                            resamples=200, progress=False)
     assert again["runs"] == summary["runs"]  # finished folds are reused, not retrained
+
+
+def test_another_design_gets_its_own_summary_and_claims_pair_only_equal_designs(
+        data_h5, tmp_path):  # noqa: F811
+    """`make cv SCENARIO=1 SET=classifier=svm` overwrote cv-1-k5, and a 10-fold CV sorted
+    before a 5-fold one was paired with it: every design is kept apart, and a claim pairs
+    only CVs of the same folds, fold assignment, positive class, TTA and rule."""
+    from models.fileio import sha1_of
+    from pipeline.claims import claim_rows
+    from pipeline.evaluated_runs import load_cv
+    kwargs = dict(resamples=50, progress=False)
+    plain = cross_validate("1", TOP_MINI, data_h5, None, str(tmp_path), folds=3, **kwargs)
+    svm = cross_validate("1", TOP_MINI + ["classifier=svm"], data_h5, None, str(tmp_path),
+                         folds=3, **kwargs)
+    tta = cross_validate("1", TOP_MINI, data_h5, None, str(tmp_path), folds=3, tta=True,
+                         **kwargs)
+    four = cross_validate("1", TOP_MINI, data_h5, None, str(tmp_path), folds=4, **kwargs)
+    dirs = sorted(p.parent.name for p in tmp_path.glob("cv-*/summary.json"))
+    assert len(dirs) == 4 and len({plain["design_sha1"], svm["design_sha1"], tta["design_sha1"],
+                                   four["design_sha1"]}) == 4
+    assert set(svm["overrides"]) - set(plain["overrides"]) == {'classifier="svm"'}
+    assert plain["folds_sha1"] == svm["folds_sha1"] == tta["folds_sha1"] != four["folds_sha1"]
+    three = cross_validate("3", TOP_MINI + ["feature_layer=inception_3a/output"], data_h5, None,
+                           str(tmp_path), folds=3, **kwargs)
+    assert three["folds_sha1"] == plain["folds_sha1"]  # one assignment for every scenario
+    cv = load_cv(tmp_path, sha1_of(data_h5))
+    rows = [r for r in claim_rows({}, cv, 50) if r[1] == "3 vs 1"]
+    assert len(rows) == 1, rows  # only the plain 3-fold CV of 1 has 3's design and overrides
+    assert "3-fold CV, out-of-fold, %d images, no TTA" % three["images"] in rows[0][2]

@@ -77,3 +77,11 @@ def test_processes_wait_for_each_other_to_pick_their_run_directories(tmp_path):
         assert worker.is_alive() and not opened  # waiting, not refused
     worker.join(10)
     assert len(opened) == 1 and (opened[0] / "config.json").exists()
+
+
+def test_the_command_line_is_the_make_command_when_make_started_it(monkeypatch):
+    monkeypatch.setenv("DRT_MAKE_COMMAND", "make reproduce  WEIGHTS=w.caffemodel SCENARIO=1\\ 3")
+    assert runs.command_line() == "make reproduce WEIGHTS=w.caffemodel SCENARIO='1 3'"
+    monkeypatch.delenv("DRT_MAKE_COMMAND")
+    monkeypatch.setattr("sys.argv", ["/x/pipeline/__main__.py", "cv", "--scenario", "1"])
+    assert runs.command_line() == "python -m pipeline cv --scenario 1"
