@@ -189,11 +189,16 @@ def finish(run_dir, config, spec, net, input_shape, rows):
     else:
         plot_learning_curves(rows, str(run_dir / "learning_curves.png"), config["scenario"])
     atomic_write_bytes(run_dir / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n").encode())
-    point_latest(run_dir, config["scenario"])
+    point_latest(run_dir, config)
 
 
-def point_latest(run_dir, scenario):
-    """Make ``{scenario}-latest`` beside ``run_dir`` point at it (atomically)."""
+def point_latest(run_dir, config):
+    """Make ``{scenario}-latest`` beside ``run_dir`` point at it (atomically); never to a
+    fold of a cross-validation (``make evaluate RUN=runs/1-latest`` is the scenario's own
+    split, not one fold's)."""
+    if "folds" in config:
+        return
+    scenario = config["scenario"]
     link = run_dir.parent / ("%s-latest" % scenario)
     tmp = run_dir.parent / (".%s-latest.%d.tmp" % (scenario, os.getpid()))
     with contextlib.suppress(FileNotFoundError):

@@ -47,7 +47,7 @@ def train(config, data_path, weights=None, runs_root="runs", progress=True, reus
     done = reuse and finished_run(config, runs_root, env, name)
     if done:
         print("train: %s is a finished run of this config, data and weights: reused" % done)
-        point_latest(done, config["scenario"])
+        point_latest(done, config)
         return done
     with contextlib.ExitStack() as stack:
         run_dir, env = open_run(stack, config, runs_root, env, name)

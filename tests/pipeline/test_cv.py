@@ -90,3 +90,15 @@ def test_another_design_gets_its_own_summary_and_claims_pair_only_equal_designs(
     rows = [r for r in claim_rows({}, cv, 50) if r[1] == "3 vs 1"]
     assert len(rows) == 1, rows  # only the plain 3-fold CV of 1 has 3's design and overrides
     assert "3-fold CV, out-of-fold, %d images, no TTA" % three["images"] in rows[0][2]
+
+
+def test_the_folds_never_repoint_the_scenarios_latest_run(data_h5, tmp_path):  # noqa: F811
+    """`make cv SCENARIO=1` pointed runs/1-latest at its last fold, so `make evaluate
+    RUN=runs/1-latest` then evaluated one fold."""
+    from pipeline.config import load_scenario
+    from pipeline.train import train
+    own = train(load_scenario("1", TOP_MINI), data_h5, runs_root=str(tmp_path), progress=False)
+    assert (tmp_path / "1-latest").resolve() == own.resolve()
+    cross_validate("1", TOP_MINI, data_h5, None, str(tmp_path), folds=3, resamples=20,
+                   progress=False)
+    assert (tmp_path / "1-latest").resolve() == own.resolve()
