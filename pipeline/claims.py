@@ -18,6 +18,11 @@ CLAIMS = [
     ("Freezing the first two layers costs nothing (no worse than fine-tuning everything, "
      "margin 0.05 AUC)", "4", "2", "no worse", 0.05),
 ]
+#: the scenarios the claims compare, in the post's order
+CLAIM_SCENARIOS = sorted({s for claim in CLAIMS for s in claim[1:3]},
+                         key=lambda s: (not s.isdigit(), s))
+
+
 def verdict(kind, margin, ci):
     lo, hi = ci
     if kind == "better":

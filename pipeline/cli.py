@@ -73,7 +73,8 @@ def cmd_train(args):
     from .config import load_scenario
     from .train import train
     config = load_scenario(args.scenario, args.set)
-    run_dir = train(config, args.data, args.weights, args.runs, reuse=args.reuse, name=args.name)
+    run_dir = train(config, args.data, args.weights, args.runs, reuse=args.reuse, name=args.name,
+                    reuse_from=args.reuse_from)
     if run_dir is None:
         return 130
     print(run_dir)
@@ -123,7 +124,8 @@ def cmd_kaggle_test(args):
 
 
 def cmd_reproduce(args):
-    from .reproduce import CLAIM_SCENARIOS, plan, reproduce
+    from .claims import CLAIM_SCENARIOS
+    from .reproduce import plan, reproduce
     scenarios = args.scenario.replace(",", " ").split() if args.scenario else CLAIM_SCENARIOS
     if args.plan:
         print(plan(scenarios, args.set, args.data, args.seeds or [None], args.tta,
@@ -142,14 +144,16 @@ def cmd_reproduce(args):
 def cmd_sweep(args):
     from . import sweep
     engine = dict(device=args.device, cpus=args.cpus, mem=args.mem, time=args.time,
-                  limit=args.limit, partition=args.partition)
+                  limit=args.limit, partition=args.partition, reuse_from=args.reuse_from)
     if args.step == "plan" and args.ambiguities:
         from .ambiguities import plan as plan_ambiguities
         plan = plan_ambiguities(args.ambiguities, args.seeds, args.data, args.images,
                                 args.weights, args.runs, args.set, tta=args.tta, **engine)
         print("%s: %d tasks planned" % (plan["runs"], len(plan["tasks"])))
     elif args.step == "plan":
-        plan = sweep.make_plan(args.scenarios.split(), args.folds, args.seeds, args.data,
+        from .claims import CLAIM_SCENARIOS
+        scenarios = CLAIM_SCENARIOS if args.scenarios == "claims" else args.scenarios.split()
+        plan = sweep.make_plan(scenarios, args.folds, args.seeds, args.data,
                                args.weights, args.runs, args.set, tta=args.tta, **engine)
         print("%s: %d tasks planned" % (plan["runs"], len(plan["tasks"])))
     else:
@@ -258,6 +262,9 @@ def parser():
                    help="return a finished run of the same config, data and weights as it is")
     t.add_argument("--name", help="the run directory's name under --runs (default: "
                                   "SCENARIO-TIMESTAMP)")
+    t.add_argument("--reuse-from", action="append", default=[], metavar="DIR",
+                   help="with --reuse, look for the finished run in this folder of runs too "
+                        "(repeatable)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics with intervals and plots of a run: its test "
@@ -286,7 +293,11 @@ def parser():
     sw = sub.add_parser("sweep", help="scenarios x folds x seeds, here or as a SLURM job array")
     sw.add_argument("step", choices=("plan", "prepare", "finish", "submit"))
     sw.add_argument("--runs", default="runs/sweep")
-    sw.add_argument("--scenarios", default="1 3 4 scratch")
+    sw.add_argument("--scenarios", default="1 3 4 scratch",
+                    help="space-separated, or claims: every scenario the claims compare")
+    sw.add_argument("--reuse-from", action="append", default=[], metavar="DIR",
+                    help="a task reuses a finished run of its config found in this folder of "
+                         "runs too (repeatable)")
     sw.add_argument("--folds", type=int, default=0, help="0: the file's own split")
     sw.add_argument("--seeds", type=seed_list, default=[0])
     sw.add_argument("--data")

@@ -45,14 +45,50 @@ def cv_dir(runs_root, config, tta, rule):
                                                 design_sha1(config, tta, rule)[:8]))
 
 
+def fold_assignment(data_path, folds):
+    """(names, levels, fold, usable) of every image of ``data_path``: the folds as
+    ``Dataset`` deals them (over every stored image), and which images are usable."""
+    with h5py.File(data_path, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f["name"][:]]
+        levels, usable = f["level"][:], f["ok"][:].astype(bool)
+    return names, levels, kfold_by_patient(names, levels, folds), usable
+
+
 def fold_assignment_sha1(data_path, folds):
     """The SHA1 of the fold of every image of ``data_path`` ("name<TAB>fold" lines): equal
     for every scenario and seed on the same data (the folds' shuffle has its own seed)."""
-    with h5py.File(data_path, "r") as f:
-        names = [n.decode() if isinstance(n, bytes) else n for n in f["name"][:]]
-        levels = f["level"][:]
-    of = kfold_by_patient(names, levels, folds)
+    names, _, of, _ = fold_assignment(data_path, folds)
     return hashlib.sha1("\n".join("%s\t%d" % p for p in zip(names, of)).encode()).hexdigest()
+
+
+def check_folds(data_path, folds, configs):
+    """InputError, in one line, when ``folds`` cannot stratify the data: more folds than
+    the patients of a level (by each patient's worst level), or a fold whose patients
+    are all of one class for a config's positive class (``threshold``)."""
+    from .errors import InputError
+    from .splits import worst_levels
+    if not Path(data_path).is_file():
+        raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data_path)
+    if folds < 3:
+        raise InputError("%d folds: cross-validation needs at least 3 (test, validation and "
+                         "training folds)" % folds)
+    names, levels, of, usable = fold_assignment(data_path, folds)
+    worst = worst_levels([n for n, u in zip(names, usable) if u], levels[usable])
+    counts = [sum(1 for v in worst.values() if v == level) for level in range(5)]
+    small = [(level, n) for level, n in enumerate(counts) if 0 < n < folds]
+    if small:
+        raise InputError("%s: %d folds, but level %d has only %d patients (patients per "
+                         "level 0-4: %s)" % (data_path, folds, small[0][0], small[0][1],
+                                             ", ".join(map(str, counts))))
+    for threshold in sorted({c.get("threshold", 2) for c in configs}):
+        for k in range(folds):
+            fold = (of == k) & usable
+            positive = int((levels[fold] >= threshold).sum())
+            if positive in (0, int(fold.sum())):
+                raise InputError("%s: fold %d of %d has %s images only (referable DR = level "
+                                 ">= %d: %d of its %d images)" % (
+                                     data_path, k, folds, "positive" if positive else "negative",
+                                     threshold, positive, int(fold.sum())))
 
 
 def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", folds=5, tta=False,
@@ -60,6 +96,7 @@ def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", fo
     """Train (or reuse) and evaluate every fold, then write the summary; returns its dict."""
     configs = [load_scenario(scenario, list(overrides) + ["folds=%d" % folds, "fold=%d" % k])
                for k in range(folds)]  # all checked before the first fold trains
+    check_folds(data_path, folds, configs)
     runs, evaluations = [], []
     for config in configs:
         run = train(config, data_path, weights, runs_root, progress=progress, reuse=True)

@@ -12,14 +12,11 @@ import sys
 from .config import load_scenario
 from .estimate import estimate_seconds, split_counts
 from .evaluate import DEFAULT_RULE, evaluate
-from .claims import CLAIMS
+from .claims import CLAIM_SCENARIOS
 from .report import write_report
 from .stats import RESAMPLES
 from .train import train
 
-#: the scenarios the claims compare, in the post's order
-CLAIM_SCENARIOS = sorted({s for claim in CLAIMS for s in claim[1:3]},
-                         key=lambda s: (not s.isdigit(), s))
 #: the data ``make reproduce`` uses unless told otherwise
 EMBEDDED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                         "sample")

@@ -113,15 +113,38 @@ def candidates(runs_root, scenario):
                    if p.is_dir() and not p.is_symlink()), reverse=True)
 
 
-def finished_run(config, runs_root, env, name=None):
-    """The newest finished run started with this config, data and weights (with
-    ``name``: ``runs_root/name`` if it is one), or None."""
-    for candidate in [Path(runs_root) / name] if name else candidates(runs_root,
-                                                                       config["scenario"]):
-        if ((candidate / "DONE").exists()
-                and same_start(candidate, config, env["data_sha1"], env.get("weights_sha1"))):
-            return candidate
-    return None
+def same_recipe(run_dir, config, data_sha1, weights_sha1):
+    """Whether ``run_dir`` computed what ``config`` asks for (``config.recipe``: under
+    any scenario name) on the same data and weights."""
+    from .config import recipe
+    try:
+        started = json.loads((run_dir / "config.json").read_text())
+        env = json.loads((run_dir / "environment.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (recipe(started) == recipe(config) and env.get("data_sha1") == data_sha1
+            and env.get("weights_sha1") == weights_sha1)
+
+
+def finished_run(config, runs_root, env, name=None, reuse_from=()):
+    """A finished run of this config, data and weights, or None: ``runs_root/name`` if
+    it is one; else the newest such run in ``runs_root`` or ``reuse_from`` (folders of
+    runs; links included), started under this scenario name or, computing the same
+    (``same_recipe``), under another."""
+    if name and (Path(runs_root) / name / "DONE").exists() and same_start(
+            Path(runs_root) / name, config, env["data_sha1"], env.get("weights_sha1")):
+        return Path(runs_root) / name
+    seen, found = set(), []
+    for root in [Path(runs_root)] + [Path(r) for r in reuse_from]:
+        for candidate in sorted(root.glob("*"), reverse=True) if root.is_dir() else []:
+            real = candidate.resolve()
+            if real in seen or not (real / "DONE").exists():
+                continue
+            seen.add(real)
+            if same_recipe(real, config, env["data_sha1"], env.get("weights_sha1")):
+                exact = same_start(real, config, env["data_sha1"], env.get("weights_sha1"))
+                found.append((not exact, real))
+    return min(found, key=lambda f: f[0])[1] if found else None
 
 
 def open_run(stack, config, runs_root, env, name=None):

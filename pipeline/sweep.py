@@ -63,6 +63,8 @@ def train_command(plan, task):
             plan["runs"], "--name", task["name"], "--reuse"]
     if plan["weights"]:
         args += ["--weights", plan["weights"]]
+    for folder in plan.get("reuse_from", []):
+        args += ["--reuse-from", folder]
     for item in task["overrides"]:
         args += ["--set", item]
     return pipeline_command(*args)
@@ -72,6 +74,9 @@ def make_plan(scenarios, folds, seeds, data, weights, runs, overrides=(), tta=Fa
     """Check every task's config, then write the plan files; returns the plan."""
     if not scenarios or not seeds:
         raise InputError("sweep: no scenarios or no seeds given")
+    if folds:
+        from .cv import check_folds
+        check_folds(data, folds, [load_scenario(s, overrides) for s in scenarios])
     tasks = [{"name": task_name(s, f, seed), "scenario": s, "data": data,
               "overrides": task_overrides(overrides, folds, f, seed)}
              for s, f, seed in grid(scenarios, folds, seeds)]
@@ -82,16 +87,19 @@ def make_plan(scenarios, folds, seeds, data, weights, runs, overrides=(), tta=Fa
 
 
 def write_plan(plan, tasks, data, weights, runs, tta=False, device="cpu", cpus=2, mem="8G",
-               time="04:00:00", limit=0, partition=None, preprocess=()):
+               time="04:00:00", limit=0, partition=None, preprocess=(), reuse_from=()):
     """Write the plan files of ``tasks`` (dicts: name, scenario, data, overrides; their
     configs already checked) into ``runs``; ``preprocess``: the datasets the
-    ``prepare`` step makes before any task starts (``preprocess.preprocess``'s arguments). Returns the plan."""
+    ``prepare`` step makes before any task starts (``preprocess.preprocess``'s arguments);
+    ``reuse_from``: folders of runs whose finished runs a task reuses (``train``'s).
+    Returns the plan."""
     if not data or not Path(data).is_file():
         raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data)
     runs = Path(runs).resolve()
     plan = dict(plan, made_by=command_line(), data=str(Path(data).resolve()),
                 weights=str(Path(weights).resolve()) if weights else None, runs=str(runs),
                 tta=tta, device=device, preprocess=list(preprocess),
+                reuse_from=[str(Path(r).resolve()) for r in reuse_from],
                 slurm={"cpus": cpus, "mem": mem, "time": time, "limit": limit,
                        "partition": partition})
     tasks = [dict(t, data=str(Path(t["data"]).resolve())) for t in tasks]

@@ -14,6 +14,7 @@ learning_curves.png; ``runs/{scenario}-latest`` points at the last complete run.
 """
 import contextlib
 import os
+from pathlib import Path
 
 from models.fileio import sha1_of
 
@@ -21,17 +22,20 @@ from .config import num_classes
 from .errors import InputError
 from .features import build_features_net, features_dir, train_features
 from .finetune import build_finetune_net, finetune
-from .runs import environment, finished_run, open_run, point_latest
+from .runs import environment, finished_run, open_run, point_latest, same_start
 
 
 def train(config, data_path, weights=None, runs_root="runs", progress=True, reuse=False,
-          name=None):
+          name=None, reuse_from=()):
     """Run (or resume) ``config`` on the preprocessed ``data_path``; returns the run
     directory, or None when stopped by a signal (the checkpoint is saved).
 
-    ``reuse``: a finished run started with the same config, data and weights is
-    returned as it is (and made ``{scenario}-latest``) instead of training anew.
-    ``name``: the run directory is ``runs_root/name`` (sweeps name theirs).
+    ``reuse``: a finished run of the same config, data and weights, in ``runs_root``
+    or the folders ``reuse_from``, is returned as it is (``runs.finished_run``: one
+    that computed the same under another scenario name too) instead of training anew,
+    and made ``{scenario}-latest`` when it is this scenario's own.
+    ``name``: the run directory is ``runs_root/name`` (sweeps name theirs); a run
+    reused from elsewhere is linked there.
     """
     if not os.path.exists(data_path):
         raise InputError("%s: no preprocessed data (run make preprocess)" % data_path)
@@ -44,10 +48,18 @@ def train(config, data_path, weights=None, runs_root="runs", progress=True, reus
         config, num_classes(config), weights if pretrained else None)
     weights_sha1 = sha1_of(weights) if pretrained else None
     env = environment(config, data_path, sha1_of(data_path), weights, weights_sha1)
-    done = reuse and finished_run(config, runs_root, env, name)
+    done = reuse and finished_run(config, runs_root, env, name, reuse_from)
     if done:
         print("train: %s is a finished run of this config, data and weights: reused" % done)
-        point_latest(done, config)
+        link = Path(runs_root) / name if name else None
+        if link and not os.path.lexists(link):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another task linked it first
+                os.symlink(os.path.relpath(done, link.parent), link)
+        if link and link.resolve() == done.resolve():
+            done = link
+        if same_start(done, config, env["data_sha1"], weights_sha1):
+            point_latest(done, config)
         return done
     with contextlib.ExitStack() as stack:
         run_dir, env = open_run(stack, config, runs_root, env, name)

@@ -7,7 +7,7 @@ from pipeline.cv import cross_validate
 from pipeline.dataset import Dataset, fold_splits
 from pipeline.splits import kfold_by_patient, patient_of
 from tests.pipeline.test_evaluate import FEATURES_MINI
-from tests.pipeline.test_train import data_h5  # noqa: F401  (module fixture)
+from tests.pipeline.test_train import cv_h5 as data_h5  # noqa: F401  (module fixture)
 
 #: scenario 1 on the mini network: its own feature layer, the top one (pool5/7x7_s1)
 TOP_MINI = ["network=mini", "crop=64", "init=random"]
@@ -102,3 +102,19 @@ def test_the_folds_never_repoint_the_scenarios_latest_run(data_h5, tmp_path):  #
     cross_validate("1", TOP_MINI, data_h5, None, str(tmp_path), folds=3, resamples=20,
                    progress=False)
     assert (tmp_path / "1-latest").resolve() == own.resolve()
+
+
+def test_more_folds_than_a_levels_patients_is_one_line_before_anything_trains(
+        data_h5, tmp_path):  # noqa: F811
+    """30 patients, 4 of the smallest worst levels (3 and 4): 5 folds cannot stratify."""
+    import pytest
+    from pipeline.errors import InputError
+    with pytest.raises(InputError, match=r"5 folds, but level 3 has only 4 patients \(patients "
+                                         r"per level 0-4: 10, 7, 5, 4, 4\)"):
+        cross_validate("1", TOP_MINI, data_h5, None, str(tmp_path), folds=5, progress=False)
+    assert not list(tmp_path.iterdir())  # nothing written
+    from pipeline.cv import check_folds
+    with pytest.raises(InputError, match=r"fold 0 of 4 has negative images only \(referable DR "
+                                         r"= level >= 5: 0 of its \d+ images\)"):
+        check_folds(data_h5, 4, [{"threshold": 5}])  # no level reaches 5
+    check_folds(data_h5, 4, [{"threshold": 2}])  # 4 folds can

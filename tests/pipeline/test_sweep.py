@@ -9,13 +9,13 @@ import pytest
 from pipeline.errors import InputError
 from pipeline.sweep import make_plan
 from tests.conftest import ROOT
-from tests.pipeline.test_train import MINI, data_h5  # noqa: F401  (module fixture)
+from tests.pipeline.test_train import MINI, cv_h5, data_h5  # noqa: F401  (module fixtures)
 
 SWEEP_MINI = [item for item in MINI if not item.startswith("epochs")] + ["epochs=2"]
 
 
-def test_the_plan_is_commands_a_user_could_type(data_h5, tmp_path):  # noqa: F811
-    plan = make_plan(["4", "scratch"], 3, [0, 1], data_h5, None, tmp_path, SWEEP_MINI)
+def test_the_plan_is_commands_a_user_could_type(cv_h5, data_h5, tmp_path):  # noqa: F811
+    plan = make_plan(["4", "scratch"], 3, [0, 1], cv_h5, None, tmp_path, SWEEP_MINI)
     lines = (tmp_path / "tasks.txt").read_text().splitlines()
     assert len(lines) == len(plan["tasks"]) == 2 * 3 * 2
     first = shlex.split(lines[0])
@@ -40,9 +40,9 @@ def test_a_bad_task_config_is_refused_before_anything_is_written(data_h5, tmp_pa
     assert not (tmp_path / "s").exists()
 
 
-def test_local_engine_runs_the_grid_with_make_jobs(data_h5, tmp_path):  # noqa: F811
+def test_local_engine_runs_the_grid_with_make_jobs(cv_h5, tmp_path):  # noqa: F811
     runs = tmp_path / "sweep"
-    make_plan(["1", "4"], 3, [0], data_h5, None, runs,
+    make_plan(["1", "4"], 3, [0], cv_h5, None, runs,
               SWEEP_MINI + ["feature_layer=inception_3a/output"])
     for attempt in range(2):  # the second run finds every task finished and trains nothing
         done = subprocess.run(["make", "-s", "-j2", "-f", str(runs / "tasks.mk")], cwd=str(ROOT),

@@ -33,6 +33,16 @@ def data_h5(tmp_path_factory):
     return str(d / "data.h5")
 
 
+@pytest.fixture(scope="module")
+def cv_h5(tmp_path_factory):
+    """A generated data set that 3- and 4-fold cross-validation can stratify: at least 4
+    patients of every worst level (30 patients, seed 7: 10, 7, 5, 4, 4)."""
+    d = tmp_path_factory.mktemp("cv_data")
+    make_dataset(str(d / "raw"), patients=30, width=300, height=200, seed=7)
+    preprocess(str(d / "raw"), str(d / "data.h5"), size=72, progress=False)
+    return str(d / "data.h5")
+
+
 def model_arrays(run_dir):
     with np.load(os.path.join(run_dir, "model.npz")) as npz:
         return load_blobs(npz)
@@ -211,3 +221,23 @@ def test_flips_are_drawn_last_about_half_the_time_and_only_when_asked(data_h5): 
     assert not plain[2].any() and 0.4 < flipped[2].mean() < 0.6  # 400 draws
     np.testing.assert_array_equal(flipped[2], epoch_plan(dict(config, flip=True), train_split,
                                                          2, 50)[2])  # from (seed, epoch)
+
+
+def test_a_run_of_the_same_config_is_reused_under_another_scenario_name(data_h5, tmp_path):  # noqa: F811
+    """Scenario 4 with nothing frozen is scenario 2 key for key: it must not train again,
+    neither in the same folder nor as a named sweep task in another (linked there)."""
+    two = train(load_scenario("2", MINI), data_h5, runs_root=str(tmp_path / "runs"),
+                progress=False)
+    stamp = (two / "DONE").stat().st_mtime_ns
+    four = load_scenario("4", MINI + ["freeze=[]"])
+    assert train(four, data_h5, runs_root=str(tmp_path / "runs"), progress=False,
+                 reuse=True) == two
+    named = train(four, data_h5, runs_root=str(tmp_path / "grid"), progress=False, reuse=True,
+                  name="frozen1-4-seed0", reuse_from=[str(tmp_path / "runs")])
+    assert named == tmp_path / "grid" / "frozen1-4-seed0" and named.is_symlink()
+    assert named.resolve() == two.resolve() and (two / "DONE").stat().st_mtime_ns == stamp
+    assert (tmp_path / "runs" / "2-latest").resolve() == two.resolve()
+    assert not (tmp_path / "runs" / "4-latest").exists()  # not scenario 4's own run
+    other = train(load_scenario("4", MINI), data_h5, runs_root=str(tmp_path / "runs"),
+                  progress=False, reuse=True)  # conv1/2 frozen: another recipe, trained
+    assert other != two and (other / "DONE").exists()
