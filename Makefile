@@ -50,6 +50,8 @@ help:
 	@echo "the chain (DATA=data/sample by default; DATA=kaggle downloads; DATA=dir any folder):"
 	@echo "  make reproduce   every scenario of the claims -> evaluate -> report"
 	@echo "                   [WEIGHTS=file.caffemodel SCENARIO='1 2 3 4 scratch' SEEDS=0,1]"
+	@echo "                   CV=5: and by 5-fold CV by patient, the claims on every image"
+	@echo "                   [ENGINE=local|slurm -jN]"
 	@echo "  make reproduce-plan  only the line saying what reproduce would run, how long"
 	@echo "  make download    DATA=kaggle: Kaggle's training and test sets into data/kaggle [TEST_SET=0]"
 	@echo "  make preprocess  DATA -> data/processed/<name>.h5"
@@ -188,10 +190,22 @@ cv: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 REPRODUCE_ARGS = $(subst --scenario $(SCENARIO),$(if $(filter command line environment,\
                  $(origin SCENARIO)),--scenario "$(SCENARIO)"),$(TRAIN_ARGS)) \
                  --seeds "$(SEEDS)" $(STATS_ARGS)
+# CV=5: and every scenario by 5-fold cross-validation by patient, the folds planned as a
+# sweep in runs/cv-k5 (ENGINE=local|slurm, -jN; finished runs reused from runs/); the
+# claims are then decided on the pooled out-of-fold predictions of every image
+CV          ?=
+CV_RUNS      = $(RUNS)/cv-k$(CV)
+CV_SCENARIOS = $(if $(filter command line environment,$(origin SCENARIO)),$(SCENARIO),claims)
 reproduce-plan: | $(STAMP)
-	@$(PY) -m pipeline reproduce $(REPRODUCE_ARGS) --plan $(LABELS)
+	@$(PY) -m pipeline reproduce $(REPRODUCE_ARGS) --plan $(LABELS) $(if $(CV),--cv $(CV))
 reproduce: reproduce-plan $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline reproduce $(REPRODUCE_ARGS)
+ifneq ($(CV),)
+	$(PY) -m pipeline sweep plan --runs $(CV_RUNS) --scenarios "$(CV_SCENARIOS)" --folds $(CV) \
+	  --reuse-from $(RUNS) $(if $(NEEDS_WEIGHTS),--weights $(WEIGHTS)) $(PLAN_ARGS)
+	$(call run-plan,$(CV_RUNS))
+	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET)
+endif
 
 # ---- sweeps: SCENARIOS x FOLDS x SEEDS, here (make -jN sweep) or as a SLURM job array
 SCENARIOS   ?= 1 3 4 scratch

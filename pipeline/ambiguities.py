@@ -4,8 +4,9 @@
 The file names a ``scenario`` (4, the DR case) and its ``[[ambiguity]]`` tables;
 each holds a quote of the post, why it is ambiguous, and two or more
 ``[[ambiguity.reading]]`` tables whose ``set`` are config overrides (as ``--set``
-takes them) and whose ``preprocess = { lcn = true }`` asks for a separately
-preprocessed copy of the data. The first reading of each is the default: it must
+takes them), whose ``preprocess = { lcn = true }`` asks for a separately
+preprocessed copy of the data, or whose ``evaluate = { tta = false }`` evaluates the
+default's own runs another way (a view of each run, nothing trained). The first reading of each is the default: it must
 be what the scenario already does, so that every other reading changes exactly
 one thing from one shared default run. ``partners = true``: the reading also
 applies to the other scenarios of the post's claims (1, 2, 3, scratch), so that
@@ -31,8 +32,9 @@ from .robustness import partners, reading_of, scenarios_of
 from .sweep import write_plan
 
 AMBIGUITY_KEYS = {"name", "quote", "why", "partners", "reading"}
-READING_KEYS = {"name", "set", "preprocess"}
+READING_KEYS = {"name", "set", "preprocess", "evaluate"}
 PREPROCESS_KEYS = {"lcn"}
+EVALUATE_KEYS = {"tta"}
 
 
 def override_text(key, value):
@@ -100,13 +102,21 @@ def _reading(table, where, fail):
     if not isinstance(table.get("name"), str):
         fail(where, "name: missing or not a string")
     settings, prep = table.get("set", {}), table.get("preprocess", {})
-    if not isinstance(settings, dict) or not isinstance(prep, dict):
-        fail(where, "set and preprocess are tables ({ key = value })")
+    evaluation = table.get("evaluate", {})
+    if not all(isinstance(t, dict) for t in (settings, prep, evaluation)):
+        fail(where, "set, preprocess and evaluate are tables ({ key = value })")
     for key in sorted(set(prep) - PREPROCESS_KEYS):
         fail(where, "preprocess.%s: unknown key (lcn)" % key)
     if not isinstance(prep.get("lcn", False), bool):
         fail(where, "preprocess.lcn: expected true or false")
-    return {"name": table["name"], "lcn": prep.get("lcn", False),
+    for key in sorted(set(evaluation) - EVALUATE_KEYS):
+        fail(where, "evaluate.%s: unknown key (tta)" % key)
+    if "tta" in evaluation and not isinstance(evaluation["tta"], bool):
+        fail(where, "evaluate.tta: expected true or false")
+    if evaluation and (settings or prep):
+        fail(where, "evaluate: a reading of how runs are evaluated changes nothing else "
+             "(no set or preprocess beside it)")
+    return {"name": table["name"], "lcn": prep.get("lcn", False), "evaluate": evaluation,
             "overrides": [override_text(k, v) for k, v in sorted(flatten(settings).items())]}
 
 
@@ -169,18 +179,30 @@ def plan(path, seeds, data, images, weights, runs, overrides=(), tta=False, **en
     preprocess = []
     if any(r["lcn"] for a in spec["ambiguities"] for r in a["readings"]):
         preprocess.append(lcn_item(data, images))
-    tasks = []
+    for amb in spec["ambiguities"]:  # an evaluation reading's default is the grid's own
+        default = amb["readings"][0]["evaluate"]
+        if "tta" in default and default["tta"] != bool(tta):
+            raise InputError("%s: ambiguity %r: its first reading (the default) evaluates %s "
+                             "TTA, the grid %s (TTA=%d)" % (
+                                 path, amb["name"], "with" if default["tta"] else "without",
+                                 "with" if tta else "without", int(bool(tta))))
+    tasks, views = [], []
     for ambiguity, k, scenario in cells(spec):
-        reading = reading_of(spec, ambiguity, k) if ambiguity else {"overrides": [], "lcn": False}
+        reading = reading_of(spec, ambiguity, k) if ambiguity else {"overrides": [], "lcn": False,
+                                                                   "evaluate": {}}
         for seed in seeds:
-            tasks.append({"name": task_name(ambiguity, k, scenario, seed), "scenario": scenario,
-                          "ambiguity": ambiguity, "reading": k, "seed": seed,
-                          "data": preprocess[0]["out"] if reading["lcn"] else data,
-                          "overrides": list(overrides) + reading["overrides"]
-                          + ["seed=%d" % seed]})
+            item = {"name": task_name(ambiguity, k, scenario, seed), "scenario": scenario,
+                    "ambiguity": ambiguity, "reading": k, "seed": seed}
+            if reading["evaluate"]:  # the default's run, evaluated another way: no training
+                views.append(dict(item, of=task_name(None, 0, scenario, seed),
+                                  tta=reading["evaluate"].get("tta", bool(tta))))
+                continue
+            tasks.append(dict(item, data=preprocess[0]["out"] if reading["lcn"] else data,
+                              overrides=list(overrides) + reading["overrides"]
+                              + ["seed=%d" % seed]))
     return write_plan({"ambiguities": spec, "file": str(Path(path).resolve()),
-                       "seeds": list(seeds), "overrides": list(overrides)}, tasks, data,
-                      weights, runs, tta, preprocess=preprocess, **engine)
+                       "seeds": list(seeds), "overrides": list(overrides), "views": views},
+                      tasks, data, weights, runs, tta, preprocess=preprocess, **engine)
 
 
 def lcn_item(data, images):

@@ -1,6 +1,8 @@
 """The post's claims as comparisons of test AUC between two scenarios, and their
 verdicts: a paired patient bootstrap of the difference on the same images (the
 test split, and the pooled out-of-fold predictions where both were cross-validated)."""
+import json
+
 import numpy as np
 
 from .combine import aligned, fellow_scores, fit_fusion, fused_scores
@@ -97,10 +99,15 @@ def same_recipe(runs_a, runs_b):
     return len(recipes) == 1
 
 
-def side_by_side(runs_a, runs_b, resamples):
+def side_by_side(runs_a, runs_b, resamples, evaluated_alike=True):
     """(evidence, ΔAUC dict or None) of A against B on the test split: the paired
-    bootstrap of the difference of their mean AUCs, or why there is none."""
-    reason = not_comparable([design_of(r) for r in runs_a + runs_b])
+    bootstrap of the difference of their mean AUCs, or why there is none.
+    ``evaluated_alike=False``: runs evaluated differently (TTA, rule) are compared too,
+    where the evaluation is what differs (a reading of it); never another positive class."""
+    designs = [design_of(r) for r in runs_a + runs_b]
+    if not evaluated_alike:
+        designs = [{"threshold": d["threshold"]} for d in designs]
+    reason = not_comparable(designs)
     if reason:
         return reason, None
     if same_recipe(runs_a, runs_b):
@@ -113,6 +120,7 @@ def side_by_side(runs_a, runs_b, resamples):
     d = paired_difference([scores(r["predictions"]) for r in runs_a],
                           [scores(r["predictions"]) for r in runs_b],
                           truth, pa["patients"], "auc", resamples)
+    d["images"] = len(truth)
     return "test split, %d images, %d + %d runs, %s" % (
         len(truth), len(runs_a), len(runs_b), settings_text(design_of(runs_a[0]))), d
 
@@ -131,31 +139,66 @@ def differ_as_files(config_a, config_b):
                if k not in NAME_KEYS + ("fold",) and files[0].get(k) == files[1].get(k))
 
 
+def cv_groups(cv, scenario):
+    """The cross-validations of ``scenario`` (``load_cv``'s) grouped by design, seeds
+    apart: [[one entry per seed, by seed]]."""
+    groups = {}
+    for c in cv.get(scenario, []):
+        config = dict(c["summary"].get("config", {}), seed=None)
+        key = json.dumps([cv_design_of(c), config], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(c)
+    return [sorted(g, key=lambda c: c["summary"]["seed"]) for _, g in sorted(groups.items())]
+
+
 def cv_pairs(cv, a, b):
-    """[(cv of a, cv of b)] of the cross-validations of ``a`` and ``b`` (``load_cv``'s
-    lists) that may be compared: the same design (folds, fold assignment, positive
-    class, TTA, rule) and configs that differ only where the scenario files do."""
-    return [(ca, cb) for ca in cv.get(a, []) for cb in cv.get(b, [])
-            if "config" in ca["summary"] and "config" in cb["summary"]
-            and not not_comparable([cv_design_of(ca), cv_design_of(cb)])
-            and differ_as_files(ca["summary"]["config"], cb["summary"]["config"])]
+    """[(the seeds' CVs of a, of b)] that may be compared: the same design (folds, fold
+    assignment, positive class, TTA, rule), configs that differ only where the scenario
+    files do, and the same seeds (those of one side only are left out)."""
+    out = []
+    for ga in cv_groups(cv, a):
+        for gb in cv_groups(cv, b):
+            ca, cb = ga[0], gb[0]
+            if "config" not in ca["summary"] or "config" not in cb["summary"] or \
+                    not_comparable([cv_design_of(ca), cv_design_of(cb)]) or not differ_as_files(
+                        dict(ca["summary"]["config"], seed=None),
+                        dict(cb["summary"]["config"], seed=None)):
+                continue
+            seeds = sorted({c["summary"]["seed"] for c in ga} & {c["summary"]["seed"] for c in gb})
+            if seeds:
+                out.append(([c for c in ga if c["summary"]["seed"] in seeds],
+                            [c for c in gb if c["summary"]["seed"] in seeds]))
+    return out
 
 
-def cv_difference(ca, cb, resamples):
-    """(evidence, ΔAUC dict or None) of the pooled out-of-fold predictions of A against B."""
-    oa, ob = ca["oof"], cb["oof"]
-    if sorted(map(str, ob["names"])) != sorted(map(str, oa["names"])):
+def cv_difference(ga, gb, resamples):
+    """(evidence, ΔAUC dict or None) of the pooled out-of-fold predictions of A against B,
+    each side the ensemble (mean score) of its seeds; with several seeds, the evidence
+    gives the seed-to-seed sd of the single seeds' ΔAUC too."""
+    from .metrics import auc
+    names = ga[0]["oof"]["names"]
+    if any(sorted(map(str, c["oof"]["names"])) != sorted(map(str, names)) for c in ga + gb):
         return "not comparable: other images out of fold", None
-    truth = referable(oa, ca["summary"])
-    d = paired_difference([scores(oa)], [scores(aligned(ob, oa["names"]))], truth,
-                          oa["patients"], "auc", resamples)
-    return "%d-fold CV, out-of-fold, %d images, %s" % (
-        ca["summary"]["folds"], len(truth), settings_text(cv_design_of(ca))), d
+    sides = [[aligned(c["oof"], names) for c in g] for g in (ga, gb)]
+    truth = referable(sides[0][0], ga[0]["summary"])
+    mean = [np.mean([p["score"] for p in side], axis=0) for side in sides]
+    d = paired_difference([(mean[0], mean[0] >= 0.5)], [(mean[1], mean[1] >= 0.5)], truth,
+                          sides[0][0]["patients"], "auc", resamples)
+    d["seeds"], d["images"] = [c["summary"]["seed"] for c in ga], len(truth)
+    seeds = ""
+    if len(ga) > 1:
+        each = [auc(pa["score"], truth) - auc(pb["score"], truth)
+                for pa, pb in zip(sides[0], sides[1])]
+        d["seed_sd"] = float(np.std(each, ddof=1))
+        seeds = ", ensembles of %d seeds (seed-to-seed sd of ΔAUC %.3f)" % (len(ga), d["seed_sd"])
+    return "%d-fold CV, out-of-fold, %d images, %d patients%s, %s" % (
+        ga[0]["summary"]["folds"], len(truth), len(set(map(str, sides[0][0]["patients"]))),
+        seeds, settings_text(cv_design_of(ga[0]))), d
 
 
-def claim_rows(by_scenario, cv, resamples):
-    """(claim, scenarios, evidence, verdict) rows: paired differences of test AUC, on
-    the test split and, where both scenarios were cross-validated alike, out of fold.
+def claim_evidence(by_scenario, cv, resamples):
+    """Every comparison of each claim, as dicts: claim, scenarios, evidence, verdict,
+    source ("split": the test split; "cv": pooled out-of-fold predictions of a
+    cross-validation of both scenarios alike) and images (0 without a difference).
     Verdict "not applicable" where the two sides are one config, "not measured" where
     there is no comparable evidence."""
     rows = []
@@ -163,19 +206,68 @@ def claim_rows(by_scenario, cv, resamples):
         where = "%s vs %s" % (a, b)
         evidence = []
         if a in by_scenario and b in by_scenario:
-            evidence.append(side_by_side(by_scenario[a], by_scenario[b], resamples))
-        for ca, cb in cv_pairs(cv, a, b):
-            evidence.append(cv_difference(ca, cb, resamples))
+            evidence.append(("split",) + side_by_side(by_scenario[a], by_scenario[b], resamples))
+        for ga, gb in cv_pairs(cv, a, b):
+            evidence.append(("cv",) + cv_difference(ga, gb, resamples))
         if not evidence:
-            evidence.append(("not measured: evaluate both scenarios on this data", None))
-        for said, d in evidence:
+            evidence.append(("split", "not measured: evaluate both scenarios on this data", None))
+        for source, said, d in evidence:
+            row = {"claim": text, "scenarios": where, "source": source, "images": 0}
             if d is None:
-                rows.append((text, where, said, "not applicable" if said.startswith(
-                    "not applicable") else "not measured"))
+                row.update(evidence=said, verdict="not applicable" if said.startswith(
+                    "not applicable") else "not measured")
             else:
-                rows.append((text, where, "ΔAUC %+.3f [%+.3f, %+.3f] (%s)" % (
-                    d["value"], d["ci"][0], d["ci"][1], said), verdict(kind, margin, d["ci"])))
+                decided = verdict(kind, margin, d["ci"])
+                row.update(images=d["images"], verdict=decided, evidence=(
+                    "ΔAUC %+.3f [%+.3f, %+.3f]%s (%s)%s" % (
+                        d["value"], d["ci"][0], d["ci"][1],
+                        " against the margin %+.3f" % -margin if kind == "no worse" else "",
+                        said, "; " + detectable_text(d, kind, margin)
+                        if decided.startswith("inconclusive") else "")))
+            rows.append(row)
     return rows
+
+
+def claim_rows(by_scenario, cv, resamples):
+    """``claim_evidence`` as (claim, scenarios, evidence, verdict) tuples."""
+    return [(r["claim"], r["scenarios"], r["evidence"], r["verdict"])
+            for r in claim_evidence(by_scenario, cv, resamples)]
+
+
+def headline(rows):
+    """(one row per claim: its largest evidence, by images, cross-validation first on a
+    tie; the other rows), from ``claim_evidence``'s rows."""
+    best = {}
+    for row in rows:
+        key = (row["images"], row["source"] == "cv")
+        if row["claim"] not in best or key > best[row["claim"]][0]:
+            best[row["claim"]] = (key, row)
+    shown = [row for _, row in best.values()]
+    return shown, [row for row in rows if not any(row is s for s in shown)]
+
+
+def detectable(d, kind, margin):
+    """How far an inconclusive difference ``d`` (paired_difference's, with ``images``) is
+    from decisive: (the interval's half-width, the smallest |ΔAUC| from the decision
+    point, 0 or minus the margin, that this many images could have detected; the images
+    that would decide it at the observed difference, None if it sits on the point). The
+    rule: an interval's half-width shrinks as 1/sqrt(n), and the verdict is decided once
+    the half-width is below the observed distance from the point, so
+    n' = n (half-width / distance)^2."""
+    half = (d["ci"][1] - d["ci"][0]) / 2
+    distance = abs(d["value"] - (0 if kind == "better" else -margin))
+    return half, (int(np.ceil(d["images"] * (half / distance) ** 2)) if distance > 1e-9
+                  else None)
+
+
+def detectable_text(d, kind, margin):
+    half, needed = detectable(d, kind, margin)
+    point = "0" if kind == "better" else "the margin"
+    return ("could not detect a ΔAUC within %.3f of %s with %d images; at the observed %+.3f, "
+            "%s (half-width as 1/√n)" % (
+                half, point, d["images"], d["value"],
+                "about %s images would decide it" % format(needed, ",") if needed
+                else "no number of images decides it (it sits on %s)" % point))
 
 
 BOTH_EYES = ("Beyond the post: a patient's other eye helps (this eye's and the fellow eye's "

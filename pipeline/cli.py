@@ -129,7 +129,7 @@ def cmd_reproduce(args):
     scenarios = args.scenario.replace(",", " ").split() if args.scenario else CLAIM_SCENARIOS
     if args.plan:
         print(plan(scenarios, args.set, args.data, args.seeds or [None], args.tta,
-                   args.plan)[1])
+                   args.plan, args.cv, args.runs, args.weights)[1])
         return 0
     done = reproduce(scenarios, args.set, args.data,
                      args.weights, args.runs,
@@ -338,6 +338,7 @@ def parser():
     add_training(rp)
     rp.set_defaults(scenario=None)  # every scenario of the claims
     rp.add_argument("--plan", metavar="LABELS", help=argparse.SUPPRESS)  # make's first line
+    rp.add_argument("--cv", type=int, default=0, help=argparse.SUPPRESS)  # the plan's folds
     rp.add_argument("--seeds", type=seed_list, default=[],
                     help="comma-separated seeds (default: the scenario's)")
     add_statistics(rp)

@@ -37,3 +37,19 @@ def estimate_seconds(configs, counts, tta):
             total += sum(counts.values()) / SPEED["features"]
         total += evaluation + 30  # compiling, bootstraps, plots
     return total
+
+
+def estimate_cv_seconds(configs, counts, folds, tta):
+    """The same bound for the ``folds``-fold cross-validation of each of ``configs``: a
+    fine-tuning trains on ``folds - 2`` folds and is evaluated on two (validation and
+    test) per fold; a feature scenario extracts its features once for every fold."""
+    n = sum(counts.values())
+    fold = {"train": n * (folds - 2) / folds, "val": n / folds, "test": n / folds}
+    total = 0.0
+    for config in configs:
+        if config["method"] == "finetune":
+            total += folds * estimate_seconds([config], fold, tta)
+        else:
+            total += estimate_seconds([config], counts, tta) + (folds - 1) * (
+                2 * n / folds * (4 if tta else 1) / SPEED["infer"] + 30)
+    return total

@@ -86,13 +86,19 @@ def load_cv(runs_root, data_sha1):
     """{scenario: [every cross-validation summary of it on the data with SHA1
     ``data_sha1``, as {summary, dir, oof}]}, each design apart (``pipeline.cv``): which
     ones may be compared is ``claims.cv_pairs``'s to say."""
-    out = {}
-    for path in sorted(Path(runs_root).glob("cv-*/summary.json")):
+    root, newest = Path(runs_root), {}
+    paths = sorted(root.glob("cv-*/summary.json")) + sorted(root.glob("*/cv-*/summary.json"))
+    for path in paths:  # a design summarised twice (make cv, a CV sweep): the newest
         summary = json.loads(path.read_text())
         if summary["data_sha1"] == data_sha1 and (path.parent / "oof_predictions.npz").exists():
-            out.setdefault(summary["scenario"], []).append({
-                "summary": summary, "dir": path.parent,
-                "oof": read_npz(path.parent / "oof_predictions.npz")})
+            key = summary.get("design_sha1", str(path))
+            if key not in newest or path.stat().st_mtime > newest[key][0].stat().st_mtime:
+                newest[key] = (path, summary)
+    out = {}
+    for path, summary in sorted(newest.values()):
+        out.setdefault(summary["scenario"], []).append({
+            "summary": summary, "dir": path.parent,
+            "oof": read_npz(path.parent / "oof_predictions.npz")})
     return out
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from models.fileio import atomic_write_bytes, sha1_of
 
-from .claims import both_eyes_row, claim_rows, referable
+from .claims import both_eyes_row, claim_evidence, headline, referable
 from .errors import InputError
 from .evaluated_runs import (data_summary, group, load_cv, load_external, load_runs,
                              read_npz, train_seconds, val_predictions)
@@ -68,18 +68,31 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
               map(str, sorted({r["config"].get("threshold", 2) for r in runs}))), resamples),
           ""]
     md += ["## The post's claims", "",
-           "Decided on test AUC, by a paired bootstrap of the difference between the two "
+           "Decided on AUC, by a paired bootstrap of the difference between the two "
            "scenarios on the same images: holds when the interval is above 0 (for 'no worse': "
            "above minus the margin), does not hold when it is below, inconclusive otherwise. "
-           "With several seeds, the difference is that of their mean AUCs.", "",
+           "Each claim is decided on the largest evidence there is: the pooled out-of-fold "
+           "predictions of every image where both scenarios were cross-validated alike, else "
+           "the test split. With several seeds, the difference is that of their mean AUCs "
+           "(cross-validation: of the seeds' ensembles).", "",
            "| claim | scenarios | evidence | verdict |", "|---|---|---|---|"]
-    rows = claim_rows(by_scenario, cv, resamples)
+    evidence = claim_evidence(by_scenario, cv, resamples)
+    shown, others = headline(evidence)
+    rows = [(r["claim"], r["scenarios"], r["evidence"], r["verdict"]) for r in shown]
     if "4" in by_scenario:
         rows.append(both_eyes_row("4", by_scenario["4"][0], val_predictions(by_scenario["4"][0]),
                                   resamples))
     md += ["| %s | %s | %s | **%s** |" % row for row in rows]
+    md += cv_progress(runs_root)
     md += made_by([r for members in by_scenario.values() for r in members],
                   [c for items in cv.values() for c in items])
+    if others:
+        md += ["", "### The other evidence: the single test split, other designs", "",
+               "Each claim's comparisons not in the table above (it shows the largest "
+               "evidence): on the single test split, or by another cross-validation design.", "",
+               "| claim | scenarios | evidence | verdict |", "|---|---|---|---|"]
+        md += ["| %(claim)s | %(scenarios)s | %(evidence)s | **%(verdict)s** |" % r
+               for r in others]
     md += ambiguity_section(runs_root, stem, resamples)
     curves = roc_curves(by_scenario)
     if curves:
@@ -126,18 +139,21 @@ def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
     table = verdicts(spec, cells, resamples)
     main = spec["scenario"]
     done = sum(len(r) for r in cells.values())
+    views = len(plan.get("views", []))
     md = ["", "## How much the unstated choices matter", "",
           "The post leaves %d choices open (`%s`). Each reading below is scenario %s with that "
           "one thing changed from the default (and the claims' other scenarios changed too "
           "where the reading concerns them: %s), %s; every claim is decided again under each "
           "reading by the same paired bootstrap on the test split, evaluated %s. %d of %d "
-          "runs are finished and evaluated (`%s`)." % (
+          "runs are finished and evaluated%s (`%s`)." % (
               len(spec["ambiguities"]), Path(plan["file"]).name, main,
               ", ".join(a["name"] for a in spec["ambiguities"] if a["partners"]) or "none",
               "seed " + ", ".join(map(str, plan["seeds"])) if len(plan["seeds"]) < 2 else
               "seeds %s (figures are their means)" % ", ".join(map(str, plan["seeds"])),
               "with 4-rotation TTA" if plan["tta"] else "without test-time augmentation "
-              "(`TTA=0`)", done, len(plan["tasks"]), Path(plan["runs"]).name), "",
+              "(`TTA=0`)", done, len(plan["tasks"]) + views,
+              " (%d of them the default's runs evaluated another way, not trained again)"
+              % views if views else "", Path(plan["runs"]).name), "",
           "| claim | by default | under every reading that changes one of its scenarios |",
           "|---|---|---|"]
     md += ["| %s | **%s** | %s |" % (claim[0], table[0][2][i][0], robustness(spec, table, i))
@@ -181,6 +197,24 @@ def ambiguity_section(runs_root, stem, resamples=RESAMPLES):
         md += ["", "![Scenario %s's test AUC under each reading](%s-readings.png)" % (
             main, stem)]
     return md + [""]
+
+
+def cv_progress(runs_root):
+    """A line for each cross-validation sweep in ``runs_root`` (``make reproduce CV=k``)
+    that has not finished: which fold runs are missing; no verdict is drawn from it."""
+    md = []
+    for path in sorted(Path(runs_root).glob("*/sweep.json")):
+        plan = json.loads(path.read_text())
+        if "ambiguities" in plan or not plan.get("folds"):
+            continue
+        missing = [t["name"] for t in plan["tasks"]
+                   if not (Path(plan["runs"]) / t["name"] / "DONE").exists()]
+        if missing:
+            md += ["", "The %d-fold cross-validation in `%s` is not finished: %d of %d fold "
+                   "runs missing (%s), so no verdict is drawn from it yet." % (
+                       plan["folds"], path.parent.name, len(missing), len(plan["tasks"]),
+                       ", ".join(missing))]
+    return md
 
 
 def made_by(runs, cvs=(), plans=()):
@@ -255,7 +289,7 @@ def reading_difference(runs, default_runs, resamples):
     from .claims import side_by_side
     if not runs or not default_runs:
         return ""
-    said, d = side_by_side(runs, default_runs, resamples)
+    said, d = side_by_side(runs, default_runs, resamples, evaluated_alike=False)
     return said if d is None else "%+.3f [%+.3f, %+.3f]" % (d["value"], d["ci"][0], d["ci"][1])
 
 

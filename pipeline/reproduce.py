@@ -8,9 +8,10 @@ same settings. Anything else is trained or evaluated anew.
 """
 import os
 import sys
+from pathlib import Path
 
 from .config import load_scenario
-from .estimate import estimate_seconds, split_counts
+from .estimate import estimate_cv_seconds, estimate_seconds, split_counts
 from .evaluate import DEFAULT_RULE, evaluate
 from .claims import CLAIM_SCENARIOS
 from .report import write_report
@@ -20,8 +21,11 @@ from .train import train
 #: the data ``make reproduce`` uses unless told otherwise
 EMBEDDED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                         "sample")
-def plan(scenarios, overrides, data_path, seeds=(None,), tta=False, labels=None):
-    """The configs to run (all checked) and the line that says what will run and how long."""
+def plan(scenarios, overrides, data_path, seeds=(None,), tta=False, labels=None, folds=0,
+         runs_root=None, weights=None):
+    """The configs to run (all checked) and the line that says what will run and how long:
+    each scenario on the test split and, with ``folds``, by ``folds``-fold cross-validation
+    too (its runs that are finished already, in ``runs_root``, are not counted)."""
     configs = [load_scenario(scenario, list(overrides) + (["seed=%d" % s] if s is not None
                                                           else []))
                for scenario in scenarios for s in seeds]
@@ -29,12 +33,43 @@ def plan(scenarios, overrides, data_path, seeds=(None,), tta=False, labels=None)
     if os.path.abspath(where) == EMBEDDED:
         where += " (the embedded IDRiD sample; DATA=kaggle or DATA=dir for other data)"
     counts = split_counts(data_path, labels)
-    line = "reproduce: scenario%s %s, seed%s %s, on %s: %s" % (
+    what = ""
+    if folds:
+        fold_configs = [load_scenario(c["scenario"], list(overrides) + [
+            "seed=%d" % c.get("seed", 0), "folds=%d" % folds, "fold=%d" % k])
+            for c in configs for k in range(folds)]
+        to_train = [c for c in fold_configs if not finished(c, data_path, weights, runs_root)]
+        what = "the test split and %d-fold cross-validation by patient (%d fold runs, %d " \
+               "finished already), " % (folds, len(fold_configs),
+                                        len(fold_configs) - len(to_train))
+        todo = {c["scenario"] for c in to_train}
+        cv_seconds = estimate_cv_seconds([c for c in configs if c["scenario"] in todo], counts,
+                                         folds, tta) if counts else 0
+    split = [c for c in configs if not finished(c, data_path, weights, runs_root)]
+    line = "reproduce: scenario%s %s, seed%s %s, on %s: %s%s" % (
         "s" if len(scenarios) > 1 else "", ", ".join(scenarios), "s" if len(seeds) > 1 else "",
-        ", ".join("the scenario's" if s is None else str(s) for s in seeds), where,
-        "at most about %.0f min on a 2-core CPU" % (estimate_seconds(configs, counts, tta) / 60)
+        ", ".join("the scenario's" if s is None else str(s) for s in seeds), where, what,
+        "at most about %.0f min on a 2-core CPU%s" % (
+            (estimate_seconds(split, counts, tta) + (cv_seconds if folds else 0)) / 60,
+            " (%d of the %d test-split runs finished already)" % (
+                len(configs) - len(split), len(configs)) if len(split) < len(configs) else "")
         if counts else "no labels there yet to estimate the time by")
     return configs, line
+
+
+def finished(config, data_path, weights, runs_root):
+    """Whether a finished run of ``config`` on this data and weights is there to reuse."""
+    from models.fileio import sha1_of
+    from .runs import finished_run
+    if not runs_root or not os.path.isfile(data_path):
+        return False
+    pretrained = config.get("init", "pretrained") == "pretrained"
+    if pretrained and not (weights and os.path.isfile(weights)):
+        return False
+    env = {"data_sha1": sha1_of(data_path), "weights_sha1": sha1_of(weights) if pretrained
+           else None}
+    roots = [runs_root] + [str(p) for p in sorted(Path(runs_root).glob("cv-k*"))]
+    return finished_run(config, runs_root, env, reuse_from=roots[1:]) is not None
 
 
 def reproduce(scenarios, overrides, data_path, weights, runs_root="runs", seeds=(None,),

@@ -39,7 +39,7 @@ def reading_runs(plan):
     """{(ambiguity or None, reading, scenario): finished evaluated runs, by seed} of an
     ambiguity plan (tasks not yet finished or evaluated are absent)."""
     out = {}
-    for task in plan["tasks"]:
+    for task in plan["tasks"] + plan.get("views", []):
         run = load_run(Path(plan["runs"]) / task["name"])
         if run:
             out.setdefault((task["ambiguity"], task["reading"], task["scenario"]), []).append(run)

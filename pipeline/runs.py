@@ -228,3 +228,24 @@ def point_latest(run_dir, config):
         tmp.unlink()
     tmp.symlink_to(run_dir.name)
     os.replace(tmp, link)
+
+
+#: what a view of a run shares with it: the trained run, not its evaluations
+VIEW_FILES = ("DONE", "config.json", "environment.json", "model.npz", "metrics.csv",
+              "learning_curves.png")
+
+
+def link_view(run_dir, view_dir):
+    """``view_dir``: the finished run ``run_dir`` (its files linked, not copied) with room
+    for evaluations of its own, so that one trained run is evaluated in two ways (with
+    and without TTA) side by side. Idempotent; the links point at the resolved run."""
+    real = Path(run_dir).resolve()
+    if not (real / "DONE").exists():
+        raise InputError("%s: not a finished run to view" % run_dir)
+    view_dir = Path(view_dir)
+    view_dir.mkdir(parents=True, exist_ok=True)
+    for name in VIEW_FILES:
+        if (real / name).exists() and not os.path.lexists(view_dir / name):
+            with contextlib.suppress(FileExistsError):
+                os.symlink(real / name, view_dir / name)
+    return view_dir

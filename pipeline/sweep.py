@@ -33,7 +33,7 @@ from models.fileio import atomic_write_bytes
 
 from .config import load_scenario
 from .errors import InputError
-from .runs import command_line
+from .runs import command_line, link_view
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,6 +208,10 @@ def finish(runs):
                                                                  ", ".join(missing)))
     for task in plan["tasks"]:
         evaluate(Path(plan["runs"]) / task["name"], task["data"], tta=plan["tta"], reuse=True)
+    for view in plan.get("views", []):  # a run evaluated another way, beside its own
+        of = next(t for t in plan["tasks"] if t["name"] == view["of"])
+        link_view(Path(plan["runs"]) / view["of"], Path(plan["runs"]) / view["name"])
+        evaluate(Path(plan["runs"]) / view["name"], of["data"], tta=view["tta"], reuse=True)
     if plan.get("folds"):
         for scenario in plan["scenarios"]:
             for seed in plan["seeds"]:

@@ -117,7 +117,9 @@ def test_the_project_file_is_sound_and_each_reading_changes_what_it_says():
     assert names["frozen"]["readings"][3]["overrides"] == ["freeze=[]"]
     assert names["positive"]["partners"] and names["preprocess"]["partners"]
     assert names["preprocess"]["readings"][1]["lcn"] and spec["notes"][0]["name"] == "modality"
-    assert sum(len(a["readings"]) - 1 for a in spec["ambiguities"]) == 15
+    assert sum(len(a["readings"]) - 1 for a in spec["ambiguities"]) == 16
+    assert names["tta"]["partners"] and [r["evaluate"] for r in names["tta"]["readings"]] == [
+        {"tta": True}, {"tta": False}]  # evaluated both ways, nothing trained for it
 
 
 
@@ -128,6 +130,19 @@ def test_make_ambiguities_runs_the_grid_on_the_mini_network(data_h5, tmp_path): 
 name = "larger, no momentum"
 set = { "solver.base_lr" = 0.001, "solver.momentum" = 0.0 }
 ''', "")
+    small = small.replace("[[note]]", """[[ambiguity]]
+name = "tta"
+quote = "(not stated)"
+why = "scoring"
+partners = true
+[[ambiguity.reading]]
+name = "one image"
+evaluate = { tta = false }
+[[ambiguity.reading]]
+name = "four rotations"
+evaluate = { tta = true }
+
+[[note]]""")
     path = write(tmp_path, small)
     runs = tmp_path / "runs"
     sets = SWEEP_MINI + ["feature_layer=inception_3a/output", "epochs=1"]
@@ -143,12 +158,23 @@ set = { "solver.base_lr" = 0.001, "solver.momentum" = 0.0 }
                for n in names)
     lcn = json.loads((runs / "4-prep1-seed0" / "environment.json").read_text())
     assert lcn["data"].endswith("data-lcn.h5")
+    for s in ("4", "scratch", "1", "3", "2"):  # the TTA reading: the default runs, viewed
+        view = runs / ("%s-tta1-seed0" % s)
+        assert (view / "model.npz").is_symlink() and not (view / "checkpoint.npz").exists()
+        assert (view / "model.npz").resolve() == (runs / ("%s-seed0" % s) / "model.npz").resolve()
+        assert json.loads((view / "evaluation.json").read_text())["tta"] is True
+        assert json.loads((runs / ("%s-seed0" % s) / "evaluation.json").read_text())["tta"] is False
     md = (runs / "report-data.md").read_text()
     section = md[md.index("## How much the unstated choices matter"):]
-    assert "11 of 11 runs are finished" in section
+    assert "16 of 16 runs are finished" in section and "(5 of them the default's runs" in section
+    assert "|  | four rotations | 1 |" in section
     assert "| lr | as scenario 4 (default) | 1 |" in section
     assert "|  | larger | 1 |" in section and "| prep | none (default) | 1 |" in section
     assert "**modality** (nothing to run)" in section
     for claim in CLAIMS:  # each with its robustness line
         row = next(line for line in section.splitlines() if line.startswith("| " + claim[0]))
-        assert " readings" in row.split("|")[3], row
+        if claim[1:3] == ("3", "1"):  # SET gives 1 and 3 one feature layer: one config
+            assert "| **not applicable** |" in row and "tta = four rotations (both sides the " \
+                "same config; not counted)" in row, row
+        else:
+            assert " readings" in row.split("|")[3], row

@@ -36,3 +36,44 @@ def test_both_eyes_row_on_a_simulation_where_the_fellow_eye_helps():
     one_eye = {k: v[::2] for k, v in part(slice(0, 400)).items()}  # no fellow eyes at all
     assert both_eyes_row("4", run, one_eye, 200)[3] == "not measured"
     assert both_eyes_row("4", run, None, 200)[2].startswith("not measured: evaluate the run")
+
+
+def simulate_pair(n, delta, seed):
+    """Two models' scores on the same n images (patients): A's positives shifted by
+    d' = 1.2 + delta_dprime; a known answer for the difference in AUC."""
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    truth = rng.rand(n) < 0.5
+    shared = rng.normal(0, 1, n)  # the images' own difficulty, seen by both models
+    a = shared * 0.7 + rng.normal(0, 0.7, n) + truth * (1.2 + delta)
+    b = shared * 0.7 + rng.normal(0, 0.7, n) + truth * 1.2
+    return truth, a, b, np.arange(n)
+
+
+def test_the_detectable_difference_rule_against_a_simulation():
+    """The rule: the interval's half-width shrinks as 1/sqrt(n). Measured: the half-width
+    at 4n images is about half that at n; and at the number of images the rule says
+    would decide an inconclusive difference (times two, for margin), most simulated
+    studies of that size decide it."""
+    import numpy as np
+    from pipeline.claims import detectable
+    from pipeline.stats import paired_difference
+
+    def study(n, delta, seed):
+        truth, a, b, patients = simulate_pair(n, delta, seed)
+        d = paired_difference([(a, a > 0)], [(b, b > 0)], truth, patients, "auc", 300, seed)
+        d["images"] = n
+        return d
+    halves = {n: np.mean([np.diff(study(n, 0.0, s)["ci"])[0] / 2 for s in range(4)])
+              for n in (150, 600)}
+    assert 0.4 < halves[600] / halves[150] < 0.6, halves
+    small = study(150, 0.25, 7)  # a true but small advantage of A
+    assert verdict("better", 0, small["ci"]) == "inconclusive at this size", small
+    half, needed = detectable(small, "better", 0)
+    assert half == (small["ci"][1] - small["ci"][0]) / 2 and needed > 150
+    decided = [verdict("better", 0, study(2 * needed, 0.25, 100 + s)["ci"]) == "holds"
+               for s in range(5)]
+    assert sum(decided) >= 3, (needed, decided)
+    assert detectable(dict(small, value=0.0), "better", 0)[1] is None  # on the point
+    no_worse = dict(small, value=-0.05, ci=[-0.1, 0.0])
+    assert detectable(no_worse, "no worse", 0.05)[1] is None  # on the margin itself

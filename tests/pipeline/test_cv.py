@@ -89,7 +89,7 @@ def test_another_design_gets_its_own_summary_and_claims_pair_only_equal_designs(
     cv = load_cv(tmp_path, sha1_of(data_h5))
     rows = [r for r in claim_rows({}, cv, 50) if r[1] == "3 vs 1"]
     assert len(rows) == 1, rows  # only the plain 3-fold CV of 1 has 3's design and overrides
-    assert "3-fold CV, out-of-fold, %d images, no TTA" % three["images"] in rows[0][2]
+    assert "3-fold CV, out-of-fold, %d images, 30 patients, no TTA" % three["images"] in rows[0][2]
 
 
 def test_the_folds_never_repoint_the_scenarios_latest_run(data_h5, tmp_path):  # noqa: F811
