@@ -37,9 +37,11 @@ def load_run(run_dir, data_sha1=None):
 
 def load_runs(runs_root, data_sha1):
     """Every finished run of ``runs_root`` evaluated on its own data with SHA1
-    ``data_sha1`` (``load_run``'s dicts)."""
+    ``data_sha1`` (``load_run``'s dicts); links to runs elsewhere and views of runs
+    (``runs.link_view``: another evaluation of a run, for the ambiguity grid) left out."""
+    from .runs import is_view
     runs = (load_run(p, data_sha1) for p in sorted(Path(runs_root).iterdir())
-            if p.is_dir() and not p.is_symlink())
+            if p.is_dir() and not p.is_symlink() and not is_view(p))
     return [r for r in runs if r]
 
 

@@ -235,17 +235,27 @@ VIEW_FILES = ("DONE", "config.json", "environment.json", "model.npz", "metrics.c
               "learning_curves.png")
 
 
-def link_view(run_dir, view_dir):
+def link_view(run_dir, view_dir, config=None):
     """``view_dir``: the finished run ``run_dir`` (its files linked, not copied) with room
     for evaluations of its own, so that one trained run is evaluated in two ways (with
-    and without TTA) side by side. Idempotent; the links point at the resolved run."""
+    and without TTA) side by side; with ``config``, under that config (another scenario
+    name for the same recipe: its own ``config.json``). Idempotent; the links point at
+    the resolved run."""
     real = Path(run_dir).resolve()
     if not (real / "DONE").exists():
         raise InputError("%s: not a finished run to view" % run_dir)
     view_dir = Path(view_dir)
     view_dir.mkdir(parents=True, exist_ok=True)
+    if config is not None and not (view_dir / "config.json").exists():
+        atomic_write_bytes(view_dir / "config.json", json.dumps(config, indent=2).encode())
     for name in VIEW_FILES:
         if (real / name).exists() and not os.path.lexists(view_dir / name):
             with contextlib.suppress(FileExistsError):
                 os.symlink(real / name, view_dir / name)
     return view_dir
+
+
+def is_view(run_dir):
+    """Whether ``run_dir`` is another evaluation of a run (``link_view`` without a config
+    of its own), not a run of its own."""
+    return (Path(run_dir) / "config.json").is_symlink()

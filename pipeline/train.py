@@ -22,7 +22,8 @@ from .config import num_classes
 from .errors import InputError
 from .features import build_features_net, features_dir, train_features
 from .finetune import build_finetune_net, finetune
-from .runs import environment, finished_run, open_run, point_latest, same_start
+from .runs import (environment, finished_run, link_view, new_run_dir, open_run, point_latest,
+                   same_start)
 
 
 def train(config, data_path, weights=None, runs_root="runs", progress=True, reuse=False,
@@ -52,14 +53,18 @@ def train(config, data_path, weights=None, runs_root="runs", progress=True, reus
     if done:
         print("train: %s is a finished run of this config, data and weights: reused" % done)
         link = Path(runs_root) / name if name else None
-        if link and not os.path.lexists(link):
+        if not same_start(done, config, env["data_sha1"], weights_sha1):
+            # the same computation under another scenario name: a view of it under this
+            # config, so that it is reported as this scenario's run
+            done = link_view(done, link or new_run_dir(Path(runs_root), config["scenario"]),
+                             config)
+        elif link and not os.path.lexists(link):
             link.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):  # another task linked it first
                 os.symlink(os.path.relpath(done, link.parent), link)
         if link and link.resolve() == done.resolve():
             done = link
-        if same_start(done, config, env["data_sha1"], weights_sha1):
-            point_latest(done, config)
+        point_latest(done, config)
         return done
     with contextlib.ExitStack() as stack:
         run_dir, env = open_run(stack, config, runs_root, env, name)

@@ -171,6 +171,19 @@ evaluate = { tta = true }
     assert "| lr | as scenario 4 (default) | 1 |" in section
     assert "|  | larger | 1 |" in section and "| prep | none (default) | 1 |" in section
     assert "**modality** (nothing to run)" in section
+    # one evaluation everywhere: the claims table and the grid's default reading are made
+    # from the same runs, evaluated alike, and give each claim the same verdict
+    claims = md[md.index("## The post's claims"):md.index("## How much")]
+    every = section[section.index("### Every reading"):]
+    default = next(line for line in every.splitlines() if "(default)" in line)
+    cells = [c.strip() for c in default.strip("|").split("|")][-len(CLAIMS):]
+    for claim, cell in zip(CLAIMS, cells):
+        row = next(line for line in claims.splitlines() if line.startswith("| " + claim[0]))
+        verdict = row.rstrip(" |").rsplit("| ", 1)[1].strip("*")
+        assert cell.startswith("**%s**" % verdict) or (
+            verdict == "not applicable" and cell.startswith("not applicable")), (row, cell)
+        summary = next(line for line in section.splitlines() if line.startswith("| " + claim[0]))
+        assert summary.split("|")[2].strip().startswith("**%s**" % verdict), summary
     for claim in CLAIMS:  # each with its robustness line
         row = next(line for line in section.splitlines() if line.startswith("| " + claim[0]))
         if claim[1:3] == ("3", "1"):  # SET gives 1 and 3 one feature layer: one config

@@ -225,19 +225,23 @@ def test_flips_are_drawn_last_about_half_the_time_and_only_when_asked(data_h5): 
 
 def test_a_run_of_the_same_config_is_reused_under_another_scenario_name(data_h5, tmp_path):  # noqa: F811
     """Scenario 4 with nothing frozen is scenario 2 key for key: it must not train again,
-    neither in the same folder nor as a named sweep task in another (linked there)."""
+    neither in the same folder nor as a named sweep task in another; it is reported as
+    scenario 4's run (a view: its own config.json, the trained files linked)."""
+    import json
     two = train(load_scenario("2", MINI), data_h5, runs_root=str(tmp_path / "runs"),
                 progress=False)
     stamp = (two / "DONE").stat().st_mtime_ns
     four = load_scenario("4", MINI + ["freeze=[]"])
-    assert train(four, data_h5, runs_root=str(tmp_path / "runs"), progress=False,
-                 reuse=True) == two
+    view = train(four, data_h5, runs_root=str(tmp_path / "runs"), progress=False, reuse=True)
+    assert view != two and view.name.startswith("4-") and not view.is_symlink()
+    assert (view / "model.npz").resolve() == (two / "model.npz").resolve()
+    assert json.loads((view / "config.json").read_text()) == four
+    assert (tmp_path / "runs" / "4-latest").resolve() == view.resolve()
+    assert (tmp_path / "runs" / "2-latest").resolve() == two.resolve()
     named = train(four, data_h5, runs_root=str(tmp_path / "grid"), progress=False, reuse=True,
                   name="frozen1-4-seed0", reuse_from=[str(tmp_path / "runs")])
     assert named == tmp_path / "grid" / "frozen1-4-seed0" and named.is_symlink()
-    assert named.resolve() == two.resolve() and (two / "DONE").stat().st_mtime_ns == stamp
-    assert (tmp_path / "runs" / "2-latest").resolve() == two.resolve()
-    assert not (tmp_path / "runs" / "4-latest").exists()  # not scenario 4's own run
+    assert named.resolve() == view.resolve() and (two / "DONE").stat().st_mtime_ns == stamp
     other = train(load_scenario("4", MINI), data_h5, runs_root=str(tmp_path / "runs"),
                   progress=False, reuse=True)  # conv1/2 frozen: another recipe, trained
-    assert other != two and (other / "DONE").exists()
+    assert other not in (two, view) and not (other / "model.npz").is_symlink()
