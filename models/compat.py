@@ -1,7 +1,7 @@
 """Make the released Theano 1.0.5 and Lasagne 0.1 work together on today's Python.
 
 Imported by ``models/__init__.py`` before anything imports Theano or Lasagne.
-It does five things, each the smallest change that works (see README, "Stack"):
+It does six things, each the smallest change that works (see README, "Stack"):
 
 0. Makes the CPU's BLAS kernels the right ones for this CPU before NumPy or
    Theano loads a BLAS (``models.blas``).
@@ -16,7 +16,15 @@ It does five things, each the smallest change that works (see README, "Stack"):
 3. Gives a cache version to compiled modules whose ops have an empty
    ``__props__``: Theano 1.0.5 takes ``()`` for "unversioned" and recompiles
    their C code in every process.
-4. Nothing else: no Theano or Lasagne code is copied here.
+4. Makes Theano's compile cache safe for processes compiling side by side (folds
+   trained with ``make -j2``): a cache entry's ``key.pkl`` is written to a temporary
+   file and renamed into place, so that another process refreshing its cache never
+   reads half of one; and a cache directory that such a refresh took for broken
+   (empty, unreadable key, no module yet) is deleted only once it is an hour old,
+   never while the process that is writing it is still at work. Theano 1.0.5 read
+   the half-written key as a broken entry and deleted the other process's module
+   (aesara-devs/aesara#858 describes the same race).
+5. Nothing else: no Theano or Lasagne code is copied here.
 """
 import ctypes.util
 import os
@@ -123,6 +131,49 @@ def version_empty_props_ops():
     CLinker.cmodule_key_ = cmodule_key_
 
 
+#: the reasons Theano's cache refresh gives for deleting an entry that may only be
+#: another process's entry in the making; such an entry is left alone this long
+IN_THE_MAKING = ("broken cache directory [EOF]", "empty dir", "missing module file",
+                 "broken cache directory")
+YOUNG_SECONDS = 3600
+
+
+def protect_cache_entries_in_the_making():
+    """Atomic ``key.pkl`` writes and no deletion of young entries (point 4 above)."""
+    import pickle
+    import time
+    from theano.gof import cmodule
+    if getattr(cmodule._rmtree, "_drt_patched", False):
+        return
+    original_rmtree = cmodule._rmtree
+
+    def _rmtree(parent, *args, **kwargs):
+        msg = kwargs.get("msg", args[1] if len(args) > 1 else "")
+        try:
+            young = time.time() - os.stat(parent).st_mtime < YOUNG_SECONDS
+        except OSError:
+            young = False
+        if msg in IN_THE_MAKING and young:
+            return  # perhaps another process's entry in the making: a later refresh decides
+        return original_rmtree(parent, *args, **kwargs)
+
+    def save_pkl(self):
+        tmp = "%s.%d.tmp" % (self.key_pkl, os.getpid())
+        try:
+            with open(tmp, "wb") as f:
+                pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.key_pkl)
+        except pickle.PicklingError:
+            warnings.warn("Theano cache leak: key data that cannot be pickled")
+            for path in (tmp, self.key_pkl):
+                if os.path.exists(path):
+                    os.remove(path)
+
+    _rmtree._drt_patched = True
+    cmodule._rmtree = _rmtree
+    cmodule.KeyData.save_pkl = save_pkl
+
+
 def install():
     # Lasagne 0.1 imports pkg_resources, which setuptools warns about on every run.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
@@ -130,3 +181,4 @@ def install():
     set_theano_flags()
     keeping_gpu_init_log(register_downsample_alias)
     version_empty_props_ops()
+    protect_cache_entries_in_the_making()
