@@ -24,6 +24,7 @@ from models.fileio import atomic_savez, atomic_write_bytes, sha1_of
 
 from .config import load_scenario
 from .evaluate import DEFAULT_RULE, evaluate
+from .grading import cv_grading
 from .evaluated_runs import overrides_of
 from .splits import kfold_by_patient
 from .plots import plot_roc
@@ -128,6 +129,12 @@ def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", fo
                                 pooled["patients"], resamples, metrics=("auc",)),
         "images": int(len(truth)),
     }
+    if configs[0]["target"] == "levels":  # cut-points tuned on other folds' validation
+        from .evaluate import val_predictions_path
+        from .evaluated_runs import read_npz
+        summary["levels"] = cv_grading(
+            [(read_npz(val_predictions_path(run, tta)), read_npz(Path(run) / "predictions.npz"))
+             for run in runs], resamples)
     out.mkdir(parents=True, exist_ok=True)
     atomic_savez(out / "oof_predictions.npz", **pooled)
     plot_roc([("fold %d" % k, p["score"], p["levels"] >= threshold, None)

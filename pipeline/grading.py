@@ -18,6 +18,9 @@ from .stats import RESAMPLES, interval, resample_indices
 
 LEVELS = 5
 START = (0.5, 1.5, 2.5, 3.5)
+#: a level whose band of expected grades is narrower than this is flagged: cut-points
+#: tuned that close together all but merge two levels (a collapsed level)
+NARROW_BAND = 0.25
 
 
 def expected_grade(probs):
@@ -80,13 +83,63 @@ def kappa_with_interval(truth, pred, patients, resamples=RESAMPLES, seed=0):
             "undefined": int(np.isnan(reps).sum())}
 
 
+def bands(cuts, grade):
+    """Each level's band of expected grades under ``cuts``, its width (the middle
+    levels'), how many of ``grade`` fall in it, and whether it is narrower than
+    ``NARROW_BAND``: [{level, low, high, width, images, narrow}]."""
+    edges = [-np.inf] + [float(c) for c in cuts] + [np.inf]
+    graded = levels_at(grade, cuts)
+    out = []
+    for k in range(LEVELS):
+        width = edges[k + 1] - edges[k]
+        out.append({"level": k, "low": None if k == 0 else edges[k],
+                    "high": None if k == LEVELS - 1 else edges[k + 1],
+                    "width": None if np.isinf(width) else width,
+                    "images": int((graded == k).sum()),
+                    "narrow": bool(not np.isinf(width) and width < NARROW_BAND)})
+    return out
+
+
 def grading(probs, levels, patients, cuts, resamples=RESAMPLES, seed=0):
     """The 5-level figures of ``probs`` against true ``levels``: kappa at the argmax and
     at ``cuts`` with intervals, and both 5 x 5 confusion matrices (row: true level)."""
     argmax = np.asarray(probs).argmax(axis=1)
     tuned = levels_at(expected_grade(probs), cuts)
-    return {"cuts": [float(c) for c in cuts],
+    return {"cuts": [float(c) for c in cuts], "bands": bands(cuts, expected_grade(probs)),
             "kappa_argmax": kappa_with_interval(levels, argmax, patients, resamples, seed),
             "kappa_tuned": kappa_with_interval(levels, tuned, patients, resamples, seed),
             "confusion_argmax": confusion(levels, argmax, LEVELS).tolist(),
             "confusion_tuned": confusion(levels, tuned, LEVELS).tolist()}
+
+
+def cv_grading(folds, resamples=RESAMPLES, seed=0):
+    """Five levels under cross-validation, cut-points never tuned on the images they
+    grade: ``folds`` is, per fold k in order, (its validation predictions, its test
+    predictions), each a dict of probs, levels, patients. Fold k's run validated on
+    fold k+1, so fold k's test images are in the validation part of fold k-1's run
+    only: fold k is graded with cut-points tuned on the pooled validation predictions
+    of every fold's run but k-1's. Returns the pooled figures (``grading``'s, on every
+    image out of fold) with each fold's cut-points and bands."""
+    k = len(folds)
+    probs, levels, patients, graded, per_fold = [], [], [], [], []
+    for i, (_, test) in enumerate(folds):
+        tuning = [folds[j][0] for j in range(k) if j != (i - 1) % k]
+        cuts, val_kappa = tune_cuts(
+            np.concatenate([expected_grade(v["probs"]) for v in tuning]),
+            np.concatenate([v["levels"] for v in tuning]))
+        grade = expected_grade(test["probs"])
+        per_fold.append({"cuts": [float(c) for c in cuts], "val_kappa_tuned": val_kappa,
+                         "tuning_images": int(sum(len(v["levels"]) for v in tuning)),
+                         "bands": bands(cuts, grade)})
+        probs.append(test["probs"])
+        levels.append(test["levels"])
+        patients.append(test["patients"])
+        graded.append(levels_at(grade, cuts))
+    probs, levels = np.concatenate(probs), np.concatenate(levels)
+    patients, graded = np.concatenate(patients), np.concatenate(graded)
+    argmax = probs.argmax(axis=1)
+    return {"per_fold": per_fold, "images": int(len(levels)),
+            "kappa_argmax": kappa_with_interval(levels, argmax, patients, resamples, seed),
+            "kappa_tuned": kappa_with_interval(levels, graded, patients, resamples, seed),
+            "confusion_tuned": confusion(levels, graded, LEVELS).tolist(),
+            "graded_per_level": np.bincount(graded, minlength=LEVELS).tolist()}

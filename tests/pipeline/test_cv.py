@@ -118,3 +118,18 @@ def test_more_folds_than_a_levels_patients_is_one_line_before_anything_trains(
                                          r"= level >= 5: 0 of its \d+ images\)"):
         check_folds(data_h5, 4, [{"threshold": 5}])  # no level reaches 5
     check_folds(data_h5, 4, [{"threshold": 2}])  # 4 folds can
+
+
+def test_a_five_level_cv_grades_every_image_at_cut_points_of_other_folds(data_h5, tmp_path):  # noqa: F811
+    from pipeline.report import write_report
+    from tests.pipeline.test_train import MINI
+    summary = cross_validate("4-levels", MINI, data_h5, None, str(tmp_path), folds=3,
+                             resamples=50, progress=False)
+    g = summary["levels"]
+    assert g["images"] == summary["images"] == sum(g["graded_per_level"])
+    assert len(g["per_fold"]) == 3 and all(len(f["cuts"]) == 4 for f in g["per_fold"])
+    lo, hi = g["kappa_tuned"]["ci"]
+    assert np.isnan(g["kappa_tuned"]["value"]) or lo <= g["kappa_tuned"]["value"] <= hi
+    write_report(tmp_path, data_h5, resamples=50)
+    md = (tmp_path / "report-data.md").read_text()
+    assert "### Five levels by cross-validation" in md and "| 4-levels" in md

@@ -102,3 +102,44 @@ def test_of_equally_good_cut_points_the_search_keeps_the_lowest(seed):
             trial = cuts.copy()
             trial[i] = c
             assert kappa(truth, levels_at(grade, trial)) < best - 1e-12, (i, c, cuts)
+
+
+def test_bands_count_each_level_and_flag_a_collapsed_one():
+    """The issue's cut-points 1.21 / 2.057 / 2.077 / 3.23: level 2's band is 0.02 wide."""
+    from pipeline.grading import bands
+    grade = [0.1, 1.5, 2.06, 2.5, 3.0, 3.9, 4.0]
+    out = bands([1.21, 2.057, 2.077, 3.23], grade)
+    assert [b["images"] for b in out] == [1, 1, 1, 2, 2]
+    assert [b["narrow"] for b in out] == [False, False, True, False, False]
+    assert out[2]["width"] == pytest.approx(0.02) and out[0]["width"] is None
+    assert out[0]["low"] is None and out[4]["high"] is None and out[1]["low"] == 1.21
+
+
+def test_cv_grading_never_tunes_a_folds_cut_points_on_its_own_images():
+    """Fold k's test images are the validation images of fold k-1's run only. Here those
+    validation predictions are poisoned (each image's grade far from its level): fold k's
+    cut-points must be those tuned on the other runs' validation predictions, and the
+    poison, were it used, would move them."""
+    from pipeline.grading import cv_grading
+    rng = np.random.RandomState(0)
+
+    def part(n, noise, flip=False):
+        levels = rng.randint(0, 5, n)
+        shown = (4 - levels) if flip else levels
+        probs = np.eye(5)[np.clip(shown + rng.randint(-noise, noise + 1, n), 0, 4)] * 0.7 + 0.06
+        return {"probs": probs, "levels": levels, "patients": np.arange(n) + rng.randint(1e6)}
+    k = 4
+    vals = [part(40, 1, flip=(j == 0)) for j in range(k)]  # run 0 validated on fold 1: poison
+    tests = [part(30, 1) for _ in range(k)]
+    out = cv_grading(list(zip(vals, tests)), resamples=50)
+    assert out["images"] == 120 and len(out["per_fold"]) == k
+    clean = [vals[j] for j in range(k) if j != 0]
+    expected, _ = tune_cuts(np.concatenate([expected_grade(v["probs"]) for v in clean]),
+                            np.concatenate([v["levels"] for v in clean]))
+    assert out["per_fold"][1]["cuts"] == expected.tolist()  # fold 1: run 0 left out
+    poisoned, _ = tune_cuts(np.concatenate([expected_grade(v["probs"]) for v in vals]),
+                            np.concatenate([v["levels"] for v in vals]))
+    assert poisoned.tolist() != expected.tolist()  # so the test can fail
+    assert all(f["tuning_images"] == 120 for f in out["per_fold"])
+    graded = sum(np.array(f["bands"][i]["images"]) for f in out["per_fold"] for i in [0])
+    assert sum(out["graded_per_level"]) == 120 and graded == out["graded_per_level"][0]
