@@ -77,3 +77,58 @@ def test_the_detectable_difference_rule_against_a_simulation():
     assert detectable(dict(small, value=0.0), "better", 0)[1] is None  # on the point
     no_worse = dict(small, value=-0.05, ci=[-0.1, 0.0])
     assert detectable(no_worse, "no worse", 0.05)[1] is None  # on the margin itself
+
+
+def fake_cv(scenario, truth, score, names, seed=0, folds=5):
+    import numpy as np
+    from pipeline.config import load_scenario
+    config = dict(load_scenario(scenario), folds=folds, seed=seed)
+    return {"dir": None, "summary": {"scenario": scenario, "folds": folds, "seed": seed,
+                                     "tta": True, "rule": ["sensitivity", 0.87], "threshold": 2,
+                                     "folds_sha1": "f" * 40, "config": config},
+            "oof": {"names": names, "patients": names, "score": np.asarray(score),
+                    "levels": np.where(truth, 3, 0)}}
+
+
+def test_a_claim_inconclusive_on_the_split_holds_on_every_image_by_cv():
+    """The same true advantage, seen on 60 test images (inconclusive) and on the pooled
+    out-of-fold predictions of 600 (decisive): the claims table shows the CV verdict, the
+    split's stays in the other table; with two seeds, their ensembles and the sd."""
+    import numpy as np
+    from pipeline.claims import claim_evidence, headline
+    truth, a, b, _ = simulate_pair(600, 0.4, 12)
+    names = np.array(["p%d" % i for i in range(600)])
+
+    def run(scenario, score, rows):
+        return {"config": {"scenario": scenario, "threshold": 2, "freeze": [scenario]},
+                "evaluation": {"settings": {"tta": True, "rule": ["sensitivity", 0.87]}},
+                "predictions": {"names": names[rows], "patients": names[rows],
+                                "score": score[rows], "levels": np.where(truth[rows], 3, 0)}}
+    split = slice(0, 60)
+    by_scenario = {"4": [run("4", a, split)], "scratch": [run("scratch", b, split)]}
+    noise = np.random.RandomState(2).normal(0, 0.05, 600)
+    cv = {"4": [fake_cv("4", truth, a, names), fake_cv("4", truth, a + noise, names, seed=1)],
+          "scratch": [fake_cv("scratch", truth, b, names),
+                      fake_cv("scratch", truth, b - noise, names, seed=1)]}
+    rows = [r for r in claim_evidence(by_scenario, cv, 300) if r["scenarios"] == "4 vs scratch"]
+    assert {r["source"]: r["verdict"] for r in rows} == {
+        "split": "inconclusive at this size", "cv": "holds"}, rows
+    shown, others = headline(claim_evidence(by_scenario, cv, 300))
+    first = next(r for r in shown if r["scenarios"] == "4 vs scratch")
+    assert first["source"] == "cv" and first["images"] == 600
+    assert "5-fold CV, out-of-fold, 600 images, 600 patients, ensembles of 2 seeds " \
+           "(seed-to-seed sd of ΔAUC" in first["evidence"]
+    split_row = next(r for r in others if r["scenarios"] == "4 vs scratch")
+    assert "could not detect a ΔAUC within" in split_row["evidence"] and \
+        "about " in split_row["evidence"]
+
+
+def test_cvs_of_other_fold_assignments_are_never_paired():
+    import numpy as np
+    from pipeline.claims import claim_evidence
+    truth, a, b, _ = simulate_pair(100, 0.5, 1)
+    names = np.array(["p%d" % i for i in range(100)])
+    other = fake_cv("scratch", truth, b, names)
+    other["summary"]["folds_sha1"] = "0" * 40
+    rows = claim_evidence({}, {"4": [fake_cv("4", truth, a, names)], "scratch": [other]}, 50)
+    assert next(r for r in rows if r["scenarios"] == "4 vs scratch")["verdict"] == "not measured"
