@@ -202,7 +202,7 @@ reproduce: reproduce-plan $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline reproduce $(REPRODUCE_ARGS)
 ifneq ($(CV),)
 	$(PY) -m pipeline sweep plan --runs $(CV_RUNS) --scenarios "$(CV_SCENARIOS)" --folds $(CV) \
-	  --reuse-from $(RUNS) $(if $(NEEDS_WEIGHTS),--weights $(WEIGHTS)) $(PLAN_ARGS)
+	  $(if $(NEEDS_WEIGHTS),--weights $(WEIGHTS)) $(PLAN_ARGS)
 	$(call run-plan,$(CV_RUNS))
 	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET)
 endif
@@ -216,6 +216,7 @@ SLURM_MEM   ?= 8G
 SLURM_TIME  ?= 04:00:00
 SLURM_LIMIT ?= 0
 PLAN_ARGS    = --seeds $(or $(SEEDS),0) --data $(DATASET) $(OVERRIDES) $(TTA_FLAG) \
+               --operating-point $(OPERATING_POINT) --reuse-from $(RUNS) \
                --device $(DEVICE) --cpus $(SLURM_CPUS) --mem $(SLURM_MEM) --time $(SLURM_TIME) \
                --limit $(SLURM_LIMIT)
 # $(call run-plan,runs dir): the planned sweep, as a SLURM job array or here (-jN)

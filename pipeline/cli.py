@@ -144,7 +144,8 @@ def cmd_reproduce(args):
 def cmd_sweep(args):
     from . import sweep
     engine = dict(device=args.device, cpus=args.cpus, mem=args.mem, time=args.time,
-                  limit=args.limit, partition=args.partition, reuse_from=args.reuse_from)
+                  limit=args.limit, partition=args.partition, reuse_from=args.reuse_from,
+                  rule=getattr(args, "operating_point", ("sensitivity", 0.87)))
     if args.step == "plan" and args.ambiguities:
         from .ambiguities import plan as plan_ambiguities
         plan = plan_ambiguities(args.ambiguities, args.seeds, args.data, args.images,
@@ -304,6 +305,8 @@ def parser():
     sw.add_argument("--weights")
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sw.add_argument("--tta", action="store_true")
+    sw.add_argument("--operating-point", type=operating_point, default=("sensitivity", 0.87),
+                    help="as evaluate's: every run of the sweep is evaluated with it")
     sw.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     sw.add_argument("--cpus", type=int, default=2, help="SLURM: CPUs per task")
     sw.add_argument("--mem", default="8G", help="SLURM: memory per task")

@@ -87,7 +87,8 @@ def make_plan(scenarios, folds, seeds, data, weights, runs, overrides=(), tta=Fa
 
 
 def write_plan(plan, tasks, data, weights, runs, tta=False, device="cpu", cpus=2, mem="8G",
-               time="04:00:00", limit=0, partition=None, preprocess=(), reuse_from=()):
+               time="04:00:00", limit=0, partition=None, preprocess=(), reuse_from=(),
+               rule=("sensitivity", 0.87)):
     """Write the plan files of ``tasks`` (dicts: name, scenario, data, overrides; their
     configs already checked) into ``runs``; ``preprocess``: the datasets the
     ``prepare`` step makes before any task starts (``preprocess.preprocess``'s arguments);
@@ -98,7 +99,7 @@ def write_plan(plan, tasks, data, weights, runs, tta=False, device="cpu", cpus=2
     runs = Path(runs).resolve()
     plan = dict(plan, made_by=command_line(), data=str(Path(data).resolve()),
                 weights=str(Path(weights).resolve()) if weights else None, runs=str(runs),
-                tta=tta, device=device, preprocess=list(preprocess),
+                tta=tta, rule=list(rule), device=device, preprocess=list(preprocess),
                 reuse_from=[str(Path(r).resolve()) for r in reuse_from],
                 slurm={"cpus": cpus, "mem": mem, "time": time, "limit": limit,
                        "partition": partition})
@@ -206,18 +207,21 @@ def finish(runs):
     if missing:
         raise InputError("%s: %d tasks have not finished: %s" % (runs, len(missing),
                                                                  ", ".join(missing)))
+    rule = tuple(plan.get("rule", ("sensitivity", 0.87)))
     for task in plan["tasks"]:
-        evaluate(Path(plan["runs"]) / task["name"], task["data"], tta=plan["tta"], reuse=True)
+        evaluate(Path(plan["runs"]) / task["name"], task["data"], tta=plan["tta"], rule=rule,
+                 reuse=True)
     for view in plan.get("views", []):  # a run evaluated another way, beside its own
         of = next(t for t in plan["tasks"] if t["name"] == view["of"])
         link_view(Path(plan["runs"]) / view["of"], Path(plan["runs"]) / view["name"])
-        evaluate(Path(plan["runs"]) / view["name"], of["data"], tta=view["tta"], reuse=True)
+        evaluate(Path(plan["runs"]) / view["name"], of["data"], tta=view["tta"], rule=rule,
+                 reuse=True)
     if plan.get("folds"):
         for scenario in plan["scenarios"]:
             for seed in plan["seeds"]:
                 cross_validate(scenario, plan["overrides"] + ["seed=%d" % seed], plan["data"],
                                plan["weights"], plan["runs"], plan["folds"], tta=plan["tta"],
-                               progress=False)
+                               rule=rule, progress=False)
     print(write_report(plan["runs"], plan["data"]))
 
 
