@@ -12,6 +12,7 @@ The runs it reads are found by ``evaluated_runs``; the claims and their verdicts
 are ``claims``; the Markdown is rendered (and the README rewritten) by ``markdown``.
 """
 import json
+import os
 import re
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     md += levels_section(groups, cv)
     md += kaggle_test_section(runs)
     md += gallery_section(by_scenario.get("4"), runs_root, stem)
-    md += cv_section(cv)
+    md += cv_section(cv, runs_root)
     md += external_section(load_external(runs), runs_root, stem)
     md += all_runs_table(runs)
     md += data_section(counts, failed, source)
@@ -583,7 +584,7 @@ def rule_text(point):
     return "Youden's J"
 
 
-def cv_section(cv):
+def cv_section(cv, runs_root):
     """Every cross-validation of the data: one row per design (scenario, overrides, folds,
     evaluation settings), each with the ROC curves of its folds."""
     from .claims import cv_design_of, settings_text
@@ -602,8 +603,8 @@ def cv_section(cv):
             s["sd"]["auc"], fmt(s["pooled_auc"]["auc"]), s["images"], c["dir"].name))
     md += made_by([], [c for _, c in entries])
     md += [""] + ["![%s: ROC of each fold (%s)](%s)" % (
-        SCENARIO_NAMES.get(scenario, scenario), c["dir"].name, c["dir"].name + "/cv_roc.png")
-        for scenario, c in entries]
+        SCENARIO_NAMES.get(scenario, scenario), c["dir"].name,
+        os.path.relpath(c["dir"] / "cv_roc.png", runs_root)) for scenario, c in entries]
     return md + [""]
 
 

@@ -29,11 +29,11 @@ def command_line():
     """The command that started this process, as its user typed it: ``make <goals>
     <VAR=value ...>`` when the Makefile started it (it exports ``DRT_MAKE_COMMAND``, the
     outermost make's goals and command-line variables), else ``python -m pipeline ...``."""
-    made = os.environ.get("DRT_MAKE_COMMAND", "").split()
-    if made:
+    made = re.findall(r"(?:\\ |\S)+", os.environ.get("DRT_MAKE_COMMAND", ""))
+    if made:  # make lists the command line's variables last first
+        words = [w for w in made if "=" not in w] + [w for w in made if "=" in w][::-1]
         return " ".join(re.sub(r"^(\w+)=(.*\\ .*)$", lambda m: "%s='%s'" % (
-            m.group(1), m.group(2).replace("\\ ", " ")), word) for word in re.findall(
-                r"(?:\\ |\S)+", " ".join(made)))
+            m.group(1), m.group(2).replace("\\ ", " ")), word) for word in words)
     return " ".join(["python -m pipeline"] + sys.argv[1:])
 
 

@@ -81,5 +81,13 @@ def test_the_makefile_exports_the_command_as_typed_for_the_runs_to_record():
                                            if k not in ("DRT_MAKE_COMMAND", "MAKEFLAGS",
                                                         "MAKELEVEL", "MFLAGS")})
     assert proc.returncode == 0, proc.stderr
-    words = proc.stdout.split()
-    assert words[:2] == ["make", "drt-show"] and "SEEDS=0,1" in words, proc.stdout
+    from pipeline.runs import command_line
+    os.environ["DRT_MAKE_COMMAND"], saved = proc.stdout.strip(), os.environ.get(
+        "DRT_MAKE_COMMAND")
+    try:  # as the runs record it: the variables in the order they were typed
+        assert command_line() == "make drt-show SEEDS=0,1 SCENARIO='1 3'", proc.stdout
+    finally:
+        if saved is None:
+            del os.environ["DRT_MAKE_COMMAND"]
+        else:
+            os.environ["DRT_MAKE_COMMAND"] = saved

@@ -106,11 +106,11 @@ def test_the_folds_never_repoint_the_scenarios_latest_run(data_h5, tmp_path):  #
 
 def test_more_folds_than_a_levels_patients_is_one_line_before_anything_trains(
         data_h5, tmp_path):  # noqa: F811
-    """30 patients, 4 of the smallest worst levels (3 and 4): 5 folds cannot stratify."""
+    """30 patients, 4 of the smallest worst level (2): 5 folds cannot stratify."""
     import pytest
     from pipeline.errors import InputError
-    with pytest.raises(InputError, match=r"5 folds, but level 3 has only 4 patients \(patients "
-                                         r"per level 0-4: 10, 7, 5, 4, 4\)"):
+    with pytest.raises(InputError, match=r"5 folds, but level 2 has only 4 patients \(patients "
+                                         r"per level 0-4: 9, 5, 4, 5, 7\)"):
         cross_validate("1", TOP_MINI, data_h5, None, str(tmp_path), folds=5, progress=False)
     assert not list(tmp_path.iterdir())  # nothing written
     from pipeline.cv import check_folds

@@ -80,8 +80,9 @@ def test_processes_wait_for_each_other_to_pick_their_run_directories(tmp_path):
 
 
 def test_the_command_line_is_the_make_command_when_make_started_it(monkeypatch):
+    # GNU make's $(MAKEOVERRIDES) lists the variables last first
     monkeypatch.setenv("DRT_MAKE_COMMAND", "make reproduce  WEIGHTS=w.caffemodel SCENARIO=1\\ 3")
-    assert runs.command_line() == "make reproduce WEIGHTS=w.caffemodel SCENARIO='1 3'"
+    assert runs.command_line() == "make reproduce SCENARIO='1 3' WEIGHTS=w.caffemodel"
     monkeypatch.delenv("DRT_MAKE_COMMAND")
     monkeypatch.setattr("sys.argv", ["/x/pipeline/__main__.py", "cv", "--scenario", "1"])
     assert runs.command_line() == "python -m pipeline cv --scenario 1"
