@@ -222,7 +222,10 @@ def finish(runs):
                 cross_validate(scenario, plan["overrides"] + ["seed=%d" % seed], plan["data"],
                                plan["weights"], plan["runs"], plan["folds"], tta=plan["tta"],
                                rule=rule, progress=False)
-    print(write_report(plan["runs"], plan["data"]))
+    if load_runs_here(plan):
+        print(write_report(plan["runs"], plan["data"]))
+    else:  # every task reused a run of another folder: the report is that folder's
+        print("%s: every task is a run reused from elsewhere; make report there" % runs)
 
 
 def submit(runs):
@@ -250,3 +253,10 @@ def submit(runs):
     print("watch: squeue -j %s   (logs in %s; the report lands in %s)"
           % (",".join(ids.values()), runs / "logs", runs))
     return ids
+
+
+def load_runs_here(plan):
+    """Whether the plan's folder holds runs of its own (not only links to reused ones)."""
+    from .evaluated_runs import load_runs
+    from models.fileio import sha1_of
+    return bool(load_runs(plan["runs"], sha1_of(plan["data"])))
