@@ -82,13 +82,12 @@ def not_comparable(designs):
                      ("rule", cut_text),
                      ("folds", lambda v: "%s folds" % v),
                      ("assignment", lambda v: "fold assignment %s" % (v or "unrecorded")[:8])):
-        values = sorted({repr(d[key]) for d in designs if key in d})
-        if len(values) > 1:
-            seen = []
-            for d in designs:
-                if key in d and say(d[key]) not in seen:
-                    seen.append(say(d[key]))
-            reasons.append(" in one, ".join(seen) + " in the other")
+        distinct = {}  # each value once, in the order the designs give them
+        for d in designs:
+            if key in d:
+                distinct.setdefault(repr(d[key]), say(d[key]))
+        if len(distinct) > 1:
+            reasons.append(" in one, ".join(distinct.values()) + " in the other")
     return "not comparable: " + "; ".join(reasons) if reasons else None
 
 

@@ -47,6 +47,10 @@ def roc_curves(by_scenario):
             for s, m in sorted(by_scenario.items())]
 
 
+class NoRunsError(InputError):
+    """The folder holds no evaluated run of its own to report on."""
+
+
 def write_report(runs_root, data_path, resamples=RESAMPLES):
     """Writes ``report-<data>.html`` and ``.md`` into ``runs_root``; returns the HTML path."""
     runs_root, data_path = Path(runs_root), Path(data_path)
@@ -55,7 +59,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     data_sha1 = sha1_of(data_path)
     runs = load_runs(runs_root, data_sha1)
     if not runs:
-        raise InputError("%s: no evaluated run on %s (make train and make evaluate first)"
+        raise NoRunsError("%s: no evaluated run on %s (make train and make evaluate first)"
                          % (runs_root, data_path))
     groups, primary = group(runs)
     by_scenario = {scenario: groups[label] for scenario, label in primary.items()}

@@ -75,16 +75,19 @@ def code_version():
     return (commit or "unknown (not a git checkout)") + ("+changes" if dirty.strip() else "")
 
 
-def same_start(run_dir, config, data_sha1, weights_sha1, device=None):
+def same_start(run_dir, config, data_sha1, weights_sha1, device=None, by_recipe=False):
     """Whether ``run_dir`` was started with this config, data and weights (and, given
     ``device``, on that device: a run is resumed only where it started, so that it
-    ends as an uninterrupted run there would)."""
+    ends as an uninterrupted run there would). ``by_recipe``: whether it computed what
+    ``config`` asks for under any scenario name (``config.recipe``)."""
+    from .config import recipe
     try:
         started = json.loads((run_dir / "config.json").read_text())
         env = json.loads((run_dir / "environment.json").read_text())
     except (OSError, ValueError):
         return False
-    return (started == config and env.get("data_sha1") == data_sha1
+    same = recipe(started) == recipe(config) if by_recipe else started == config
+    return (same and env.get("data_sha1") == data_sha1
             and env.get("weights_sha1") == weights_sha1
             and (device is None or device_of(env) == device))
 
@@ -113,24 +116,11 @@ def candidates(runs_root, scenario):
                    if p.is_dir() and not p.is_symlink()), reverse=True)
 
 
-def same_recipe(run_dir, config, data_sha1, weights_sha1):
-    """Whether ``run_dir`` computed what ``config`` asks for (``config.recipe``: under
-    any scenario name) on the same data and weights."""
-    from .config import recipe
-    try:
-        started = json.loads((run_dir / "config.json").read_text())
-        env = json.loads((run_dir / "environment.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (recipe(started) == recipe(config) and env.get("data_sha1") == data_sha1
-            and env.get("weights_sha1") == weights_sha1)
-
-
 def finished_run(config, runs_root, env, name=None, reuse_from=()):
     """A finished run of this config, data and weights, or None: ``runs_root/name`` if
     it is one; else the newest such run in ``runs_root`` or ``reuse_from`` (folders of
     runs; links included), started under this scenario name or, computing the same
-    (``same_recipe``), under another."""
+    (``same_start(..., by_recipe=True)``), under another."""
     if name and (Path(runs_root) / name / "DONE").exists() and same_start(
             Path(runs_root) / name, config, env["data_sha1"], env.get("weights_sha1")):
         return Path(runs_root) / name
@@ -141,7 +131,8 @@ def finished_run(config, runs_root, env, name=None, reuse_from=()):
             if real in seen or not (real / "DONE").exists():
                 continue
             seen.add(real)
-            if same_recipe(real, config, env["data_sha1"], env.get("weights_sha1")):
+            if same_start(real, config, env["data_sha1"], env.get("weights_sha1"),
+                          by_recipe=True):
                 exact = same_start(real, config, env["data_sha1"], env.get("weights_sha1"))
                 found.append((not exact, real))
     return min(found, key=lambda f: f[0])[1] if found else None

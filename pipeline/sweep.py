@@ -200,7 +200,7 @@ def finish(runs):
     """Evaluate every run, summarise each cross-validation, write the claims report."""
     from .cv import cross_validate
     from .evaluate import evaluate
-    from .report import write_report
+    from .report import NoRunsError, write_report
     plan = load_plan(runs)
     missing = [t["name"] for t in plan["tasks"]
                if not (Path(plan["runs"]) / t["name"] / "DONE").exists()]
@@ -222,9 +222,9 @@ def finish(runs):
                 cross_validate(scenario, plan["overrides"] + ["seed=%d" % seed], plan["data"],
                                plan["weights"], plan["runs"], plan["folds"], tta=plan["tta"],
                                rule=rule, progress=False)
-    if load_runs_here(plan):
+    try:
         print(write_report(plan["runs"], plan["data"]))
-    else:  # every task reused a run of another folder: the report is that folder's
+    except NoRunsError:  # every task reused a run of another folder: the report is theirs
         print("%s: every task is a run reused from elsewhere; make report there" % runs)
 
 
@@ -253,10 +253,3 @@ def submit(runs):
     print("watch: squeue -j %s   (logs in %s; the report lands in %s)"
           % (",".join(ids.values()), runs / "logs", runs))
     return ids
-
-
-def load_runs_here(plan):
-    """Whether the plan's folder holds runs of its own (not only links to reused ones)."""
-    from .evaluated_runs import load_runs
-    from models.fileio import sha1_of
-    return bool(load_runs(plan["runs"], sha1_of(plan["data"])))

@@ -21,6 +21,11 @@ REAL_WEIGHTS = SHARED / "weights" / "bvlc_googlenet_deploy_v1.caffemodel"
 SYNSETS = SHARED / "weights" / "synset_words.txt"
 FUNDUS_SAMPLE = ROOT / "data" / "sample"  # embedded (data/sample/SOURCE.md)
 
+# The tests run make as a user types it: nothing of an outer `make test` (its command,
+# level, flags) leaks into the commands that the runs made here record.
+for _name in ("DRT_MAKE_COMMAND", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"):
+    os.environ.pop(_name, None)
+
 needs_real_weights = pytest.mark.skipif(not REAL_WEIGHTS.exists(),
                                         reason="no real BVLC weights in %s" % REAL_WEIGHTS)
 
