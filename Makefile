@@ -58,7 +58,9 @@ help:
 	@echo "  make weights     download the BVLC GoogLeNet weights to $(WEIGHTS)"
 	@echo "  make train       SCENARIO=4 [SEEDS=0,1,2 LR=0.0005 EPOCHS=20 SET='key=value ...']"
 	@echo "  make evaluate    [RUN=runs/4-latest DATA=other_dir: external validation] [TTA=0]"
+	@echo "                   [UNCERTAINTY=mc:20|ensemble]: referral curves of the uncertain images"
 	@echo "  make predict     RUN=runs/4-latest IMAGES='dir a.jpeg' [OUT=f.csv HEATMAPS=dir]: screen"
+	@echo "                   [UNCERTAINTY=mc:20|ensemble REFER=0.2]: refer the uncertain images"
 	@echo "  make kaggle-test RUN=runs/4-levels-latest DATA=test_dir [SOLUTION=f.csv]: submission"
 	@echo "  make report      the reproduction report of every evaluated run of DATA"
 	@echo "  make results     rewrite the README's result tables from the runs"
@@ -163,13 +165,17 @@ train: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(if $(SEEDS),for s in $(SEED_LIST); do $(PY) -m pipeline train $(TRAIN_ARGS) --set seed=$$s || exit $$?; done,$(PY) -m pipeline train $(TRAIN_ARGS))
 
 # RUN=runs/4-latest DATA=other_dir: external validation on every image of other_dir
+# UNCERTAINTY=mc:T|ensemble: also the referral of the most uncertain test images
 evaluate: $(DEVICE_CHECK) $(DATASET) | $(STAMP)
-	$(PY) -m pipeline evaluate --run $(RUN) --data $(DATASET) --reuse $(STATS_ARGS)
+	$(PY) -m pipeline evaluate --run $(RUN) --data $(DATASET) --reuse $(STATS_ARGS) \
+	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY))
 
 # RUN=runs/4-latest IMAGES='folder a.jpeg' [OUT=file.csv] [HEATMAPS=dir]: screen new images
+# [UNCERTAINTY=mc:T|ensemble [REFER=0.2]]: uncertainty and refer_to_grader columns
 predict: $(DEVICE_CHECK) | $(STAMP)
 	$(PY) -m pipeline predict --run $(RUN) $(IMAGES) $(if $(OUT),--out $(OUT)) \
-	  $(if $(HEATMAPS),--heatmaps $(HEATMAPS))
+	  $(if $(HEATMAPS),--heatmaps $(HEATMAPS)) $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY)) \
+	  $(if $(REFER),--refer $(REFER))
 
 # RUN=runs/4-levels-latest DATA=<Kaggle's test images> [SOLUTION=retinopathy_solution.csv]
 kaggle-test: $(DEVICE_CHECK) | $(STAMP)

@@ -29,6 +29,12 @@ def save_model(path, spec, net, input_shape):
                input_shape=np.array(input_shape))
 
 
+def load_spec(path):
+    """The network spec of a ``model.npz``, without building the net."""
+    with np.load(path) as npz:
+        return spec_from_json(str(npz["spec"]))
+
+
 def load_model(path, input_var=None):
     """(spec, input_shape, net with the saved weights) of a ``model.npz``."""
     with np.load(path) as npz:

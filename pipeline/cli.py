@@ -83,8 +83,14 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     from .evaluate import evaluate
+    from .referral import check_uncertainty, evaluate_referral
+    if args.uncertainty:  # its bad input refused before any image is read
+        check_uncertainty(args.run, args.data, args.uncertainty)
     evaluate(args.run, args.data, tta=args.tta, rule=args.operating_point,
              resamples=args.resamples, reuse=args.reuse)
+    if args.uncertainty:
+        evaluate_referral(args.run, args.data, args.uncertainty, tta=args.tta,
+                          rule=args.operating_point, resamples=args.resamples, reuse=args.reuse)
     return 0
 
 
@@ -108,7 +114,8 @@ def cmd_cv(args):
 
 def cmd_predict(args):
     from .predict import predict_files
-    out, scored, skipped, rate = predict_files(args.run, args.paths, args.out, args.heatmaps)
+    out, scored, skipped, rate = predict_files(args.run, args.paths, args.out, args.heatmaps,
+                                               uncertainty=args.uncertainty, refer=args.refer)
     print("predict: %d images scored, %d files skipped, %.1f img/s%s; %s" % (
         scored, skipped, rate, " with heatmaps in %s" % args.heatmaps if args.heatmaps else "",
         out))
@@ -274,6 +281,9 @@ def parser():
     e.add_argument("--data", required=True, help="preprocessed .h5: the run's own, or another")
     e.add_argument("--reuse", action="store_true",
                    help="keep an evaluation made after the model with the same settings")
+    e.add_argument("--uncertainty", metavar="mc:T|ensemble",
+                   help="also refer the most uncertain test images: T MC-dropout passes, or "
+                        "the seeds of the run's recipe (pipeline.referral)")
     add_statistics(e)
     e.set_defaults(func=cmd_evaluate)
 
@@ -326,6 +336,12 @@ def parser():
     pr.add_argument("--out", help="the CSV (default: predictions-<run>.csv)")
     pr.add_argument("--heatmaps", metavar="DIR",
                     help="a PNG per image: the referable class's activation map over it")
+    pr.add_argument("--uncertainty", metavar="mc:T|ensemble",
+                    help="score with MC dropout or the seeds' ensemble, and add uncertainty "
+                         "and refer_to_grader (needs make evaluate UNCERTAINTY=... first)")
+    pr.add_argument("--refer", type=float, default=0.2,
+                    help="the fraction of validation images whose uncertainty would be "
+                         "referred sets the referral cut (default 0.2)")
     pr.set_defaults(func=cmd_predict)
 
     kt = sub.add_parser("kaggle-test", help="Kaggle's test set: submission.csv, and its score "

@@ -154,3 +154,25 @@ def plot_intervals(rows, path, xlabel, title, reference=None):
     ax.set_title(title, fontsize="medium")
     ax.grid(axis="x", lw=0.3)
     _save(fig, path)
+
+
+def plot_referral(result, path, title):
+    """AUC, sensitivity and specificity of the images kept against the fraction referred
+    (``referral.referral_curves``'s result): one line per uncertainty measure and random
+    referral, each with its 95 % band."""
+    fractions = 100 * np.asarray(result["fractions"])
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, metric in zip(axes, ("auc", "sensitivity", "specificity")):
+        for name, curve in result["curves"].items():
+            c = curve[metric]
+            lo, hi = np.array(c["ci"]).T
+            style = dict(color="0.45", ls="--") if name == "random" else {}
+            line, = ax.plot(fractions, c["value"], marker=".", label=(
+                "random referral" if name == "random" else "refer by %s" % name), **style)
+            ax.fill_between(fractions, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+        ax.set_xlabel("% of test images referred to a grader")
+        ax.set_ylabel("%s of the images kept" % ("AUC" if metric == "auc" else metric))
+        ax.grid(lw=0.3)
+    axes[0].legend(loc="lower right", fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    _save(fig, path)

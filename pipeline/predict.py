@@ -10,6 +10,14 @@ expected level graded at the cut-points the run tuned on validation, as a Kaggle
 submission grades it) and ``p_level0..4``, and ``patient_referable`` (1 if either eye is referable) where
 both ``<id>_left`` and ``<id>_right`` of a patient are given.
 
+``--uncertainty mc:T|ensemble`` (``pipeline.referral``): the scores are the mean of T
+MC-dropout passes (or of the seeds of the run's recipe), ``referable`` is decided at the
+cut the run's referral evaluation chose on validation for that mean, and the CSV adds
+``uncertainty`` (the predictive entropy in bits), ``p_sd`` (the sd of the samples),
+``refer_to_grader`` (1 at or above the uncertainty that refers ``--refer`` of the
+validation images, default 20 %) and ``patient_refer_to_grader`` (either eye referred).
+The run needs that referral evaluation (``make evaluate UNCERTAINTY=...``) first.
+
 ``--heatmaps DIR``: per image a PNG of the cropped fundus with the class-activation
 map of the referable class over it (``models.cam``; from the unrotated image).
 
@@ -108,23 +116,75 @@ def patient_decisions(names, decided):
             for stem, _ in pair}
 
 
-def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progress=True):
+def referral_of(run_dir, evaluation, uncertainty, refer):
+    """(the referral evaluation, its validation uncertainties' cut for ``refer``, the
+    ensemble's members) of ``uncertainty``; InputError when it was not made."""
+    from .referral import DEFAULT_MEASURE, ensemble_of, label_of, parse_uncertainty, refer_cut
+    mode, passes = parse_uncertainty(uncertainty)
+    if not 0 < refer < 1:
+        raise InputError("REFER=%s: the fraction of images to refer must be in (0, 1)" % refer)
+    members = ensemble_of(run_dir) if mode == "ensemble" else [Path(run_dir)]
+    label = label_of(mode, passes or len(members), evaluation["settings"]["tta"])
+    path = Path(run_dir) / (label + ".json")
+    if not path.exists():
+        raise InputError("%s: no referral evaluation %s: run make evaluate RUN=%s "
+                         "UNCERTAINTY=%s first" % (run_dir, path.name, run_dir, uncertainty))
+    with np.load(path.with_suffix(".npz")) as npz:
+        cut = refer_cut(npz["val_" + DEFAULT_MEASURE], refer)
+    return json.loads(path.read_text()), cut, members
+
+
+def scorer(run_dir, config, evaluation, input_shape, net, spec, uncertainty):
+    """A function (images N x S x S x 3, names) -> (class probabilities N x C, samples
+    S x N of P(referable) or None): the run's evaluation, or its mean under MC dropout
+    (seeded per image name as evaluation is) or over the ensemble's seeds."""
+    crop, turns = input_shape[1], rotations(evaluation["settings"]["tta"])
+    threshold = config.get("threshold", 2)
+    if not uncertainty:
+        fn = googlenet.compile_forward(net, ["prob"])
+        return lambda images, names: (tta_probs(fn, images, crop, turns), None)
+    referral, _, members = uncertainty
+    if referral["mode"] == "mc":
+        from models.mc_dropout import compile_head, compile_trunk, dropout_below, mc_probs
+        trunk, head = compile_trunk(net, spec), compile_head(net, spec)
+        ratio = dropout_below(spec)[1]
+
+        def score(images, names):
+            inputs = [caffe_batch(images, crop, np.full(len(images), d // 90)) for d in turns]
+            probs = mc_probs(trunk, head, [(names, inputs)], referral["count"], ratio,
+                             referral["settings"]["seed"])
+            return probs.mean(axis=0), np.array([referable_score(p, config["target"],
+                                                                 threshold) for p in probs])
+        return score
+    fns = [googlenet.compile_forward(load_run(m)[-1], ["prob"]) for m in members]
+
+    def ensemble(images, names):
+        probs = np.array([tta_probs(fn, images, crop, turns) for fn in fns])
+        return probs.mean(axis=0), np.array([referable_score(p, config["target"], threshold)
+                                             for p in probs])
+    return ensemble
+
+
+def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progress=True,
+                  uncertainty=None, refer=0.2):
     """Writes the CSV (``out``, default ``predictions-<run>.csv``) and, with ``heatmaps``,
-    one PNG per image; returns (the CSV path, images scored, files skipped, img/s)."""
+    one PNG per image; returns (the CSV path, images scored, files skipped, img/s).
+    ``uncertainty``: ``mc:T`` or ``ensemble`` (the module docstring)."""
     config, evaluation, prep, spec, input_shape, net = load_run(run_dir)
+    referral = referral_of(run_dir, evaluation, uncertainty, refer) if uncertainty else None
     files, skipped = image_files(paths)
     for other in skipped:
         print("predict: skipped %s: not an image file" % other, file=sys.stderr)
     out = Path(out or "predictions-%s.csv" % Path(run_dir).resolve().name)
-    crop, turns = input_shape[1], rotations(evaluation["settings"]["tta"])
+    crop = input_shape[1]
     threshold = config.get("threshold", 2)
-    fn = googlenet.compile_forward(net, ["prob"])
+    score_of = scorer(run_dir, config, evaluation, input_shape, net, spec, referral)
     rows = referable_rows(num_classes(config), threshold)
     cam_fn = compile_cam(net, spec, rows) if heatmaps else None
     if heatmaps:
         from .plots import plot_heatmap
         os.makedirs(heatmaps, exist_ok=True)
-    names, probs, failed = [], [], len(skipped)
+    names, probs, samples, failed = [], [], [], len(skipped)
     start = time.perf_counter()
     with tqdm(total=len(files), unit="img", desc="predict", disable=not progress) as bar:
         for begin in range(0, len(files), batch_size):
@@ -142,9 +202,11 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
             if not chunk:
                 continue
             images = np.stack(images)
-            p = tta_probs(fn, images, crop, turns)
+            p, drawn = score_of(images, [os.path.splitext(os.path.basename(c))[0]
+                                         for c in chunk])
             names += chunk
             probs.append(p)
+            samples.append(drawn)
             if heatmaps:
                 maps = cam_fn(caffe_batch(images, crop))[0]
                 for path, rgb, cam, score in zip(chunk, centre_crop(images, crop), maps,
@@ -154,13 +216,21 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
                                  "%s: P(referable) %.3f" % (stem, score))
     seconds = time.perf_counter() - start
     probs = np.concatenate(probs) if probs else np.zeros((0, num_classes(config)))
-    write_csv(out, names, probs, config, evaluation["operating_point"])
+    if referral:
+        samples = np.concatenate(samples, axis=1) if samples else np.zeros((2, 0))
+        point = dict(evaluation["operating_point"], cut=referral[0]["operating_point"]["cut"])
+        write_csv(out, names, probs, config, point, samples, referral[1])
+    else:
+        write_csv(out, names, probs, config, evaluation["operating_point"])
     return out, len(names), failed, len(names) / seconds if seconds else 0.0
 
 
-def write_csv(out, names, probs, config, point):
+def write_csv(out, names, probs, config, point, samples=None, refer_at=None):
     """The CSV of the module docstring; ``point``: the run's operating point (its cut on
-    P(referable) and, for a 5-level run, its tuned cut-points)."""
+    P(referable) and, for a 5-level run, its tuned cut-points; under uncertainty, that of
+    the referral evaluation); ``samples``: S x N P(referable) of the passes or seeds,
+    ``refer_at``: the uncertainty from which an image is referred."""
+    from .referral import measures
     cut, cuts = point["cut"], point.get("cuts")
     score = referable_score(probs, config["target"], config.get("threshold", 2))
     decided = score >= cut
@@ -168,15 +238,27 @@ def write_csv(out, names, probs, config, point):
     levels = config["target"] == "levels"
     header = ["image", "p_referable", "referable"]
     header += ["expected_level", "level"] + ["p_level%d" % k for k in range(5)] if levels else []
+    extra = {}
+    if samples is not None:
+        m = measures(samples)
+        referred = m["entropy"] >= refer_at
+        extra = {"uncertainty": m["entropy"], "p_sd": m["sd"], "refer_to_grader": referred}
+        header += list(extra)
+        referred_patients = patient_decisions(names, referred)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header + ["patient_referable"])
-    for name, s, d, p in zip(names, score, decided, probs):
+    writer.writerow(header + ["patient_referable"] + (["patient_refer_to_grader"] if extra
+                                                      else []))
+    for i, (name, s, d, p) in enumerate(zip(names, score, decided, probs)):
         row = [name, "%.6f" % s, int(d)]
         if levels:
             grade = float(expected_grade(p[None])[0])
             row += ["%.4f" % grade, int(levels_at([grade], cuts)[0])] + ["%.6f" % v for v in p]
+        if extra:
+            row += ["%.6f" % extra["uncertainty"][i], "%.6f" % extra["p_sd"][i],
+                    int(extra["refer_to_grader"][i])]
         stem = os.path.splitext(os.path.basename(name))[0]
-        writer.writerow(row + [patients.get(stem, "")])
+        row.append(patients.get(stem, ""))
+        writer.writerow(row + ([referred_patients.get(stem, "")] if extra else []))
     atomic_write_bytes(out, text.getvalue().encode())
 

@@ -125,3 +125,96 @@ def test_a_five_level_csv_gives_the_expected_level_and_the_tuned_level(tmp_path)
     assert [r["level"] for r in rows] == ["2", "0", "4"]  # 2.0 reaches 0.5 and 1.0 only
     assert [r["referable"] for r in rows] == ["1", "0", "1"]  # P(level >= 2): 0.7, 0.1, 1.0
     assert [r["patient_referable"] for r in rows] == ["1", "1", ""]
+
+
+@pytest.fixture(scope="module")
+def dropout_run(synthetic_dir, tmp_path_factory):
+    """A GoogLeNet run with dropout below its classifier (scenario 4, random weights, one
+    epoch of the classifier alone), evaluated, with a 5-pass MC-dropout referral and one
+    of the ensemble of it and its seed-1 twin."""
+    from pipeline.referral import evaluate_referral
+    d = tmp_path_factory.mktemp("predict_mc")
+    preprocess(str(synthetic_dir), str(d / "data.h5"), size=256, progress=False)
+    run, other = [train(load_scenario("4", ["init=random", "epochs=1", "batch_size=8",
+                                            "aux_heads=false", 'freeze=["conv", "inception"]',
+                                            "seed=%d" % seed]),
+                        str(d / "data.h5"), runs_root=str(d / "runs"), progress=False)
+                  for seed in (0, 1)]
+    for r in (run, other):
+        evaluate(r, str(d / "data.h5"), resamples=50, progress=False)
+    evaluate_referral(run, str(d / "data.h5"), "mc:5", resamples=50, progress=False)
+    evaluate_referral(run, str(d / "data.h5"), "ensemble", resamples=50, progress=False)
+    return run
+
+
+def test_predict_under_mc_dropout_gives_the_referral_evaluations_numbers(dropout_run,
+                                                                         synthetic_dir,
+                                                                         tmp_path):
+    """The same image gets the same masks in predict as in evaluate (seeded by its name),
+    so the mean score and the uncertainty equal the referral evaluation's; an image is
+    referred at the uncertainty that refers 20 % (REFER) of the validation images."""
+    with np.load(dropout_run / "referral-mc5-1rot.npz") as npz:
+        names, p, entropy, sd = (list(npz["test_names"]), npz["test_p"], npz["test_entropy"],
+                                 npz["test_sd"])
+        val_entropy = np.sort(npz["val_entropy"])
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(synthetic_dir / "images" / (name + ".jpeg"), folder)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(dropout_run), str(folder), "--out", str(out),
+                 "--uncertainty", "mc:5", "--refer", "0.5"]) == 0
+    rows = {r["image"].rsplit("/", 1)[1][:-5]: r for r in read_csv(out)}
+    np.testing.assert_allclose([float(rows[n]["p_referable"]) for n in names], p, atol=2e-6)
+    np.testing.assert_allclose([float(rows[n]["uncertainty"]) for n in names], entropy,
+                               atol=2e-6)
+    np.testing.assert_allclose([float(rows[n]["p_sd"]) for n in names], sd, atol=2e-6)
+    assert sd.max() > 0
+    cut = json.loads((dropout_run / "referral-mc5-1rot.json").read_text())[
+        "operating_point"]["cut"]
+    assert [int(rows[n]["referable"]) for n in names] == [int(s >= cut) for s in p]
+    refer_at = val_entropy[int(np.ceil(0.5 * len(val_entropy))) - 1 + (
+        len(val_entropy) % 2 == 0)]  # the higher median: half the validation images referred
+    assert [int(rows[n]["refer_to_grader"]) for n in names] == [int(e >= refer_at)
+                                                                for e in entropy]
+    for n in names:
+        other = n.rsplit("_", 1)[0] + ("_right" if n.endswith("_left") else "_left")
+        expected = str(max(int(rows[n]["refer_to_grader"]), int(rows[other][
+            "refer_to_grader"]))) if other in rows else ""
+        assert rows[n]["patient_refer_to_grader"] == expected
+
+
+def test_predict_with_the_ensemble_gives_the_mean_of_its_seeds_scores(dropout_run,
+                                                                      synthetic_dir, tmp_path):
+    members = json.loads((dropout_run / "referral-ensemble2-1rot.json").read_text())["members"]
+    scores = []
+    for member in members:
+        with np.load("%s/predictions.npz" % member) as p:
+            names = list(p["names"])
+            scores.append(p["score"])
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(synthetic_dir / "images" / (name + ".jpeg"), folder)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(dropout_run), str(folder), "--out", str(out),
+                 "--uncertainty", "ensemble"]) == 0
+    rows = {r["image"].rsplit("/", 1)[1][:-5]: r for r in read_csv(out)}
+    np.testing.assert_allclose([float(rows[n]["p_referable"]) for n in names],
+                               np.mean(scores, axis=0), atol=2e-6)
+    np.testing.assert_allclose([float(rows[n]["p_sd"]) for n in names],
+                               np.std(scores, axis=0), atol=2e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--uncertainty", "mc:7"], "no referral evaluation referral-mc7-1rot.json: run make "
+                                "evaluate"),
+    (["--uncertainty", "mc:5", "--refer", "1.5"], "REFER=1.5: the fraction"),
+])
+def test_predict_without_its_referral_evaluation_is_one_line(dropout_run, tmp_path, capsys,
+                                                             args, message):
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(dropout_run), str(tmp_path / "nowhere.jpeg"),
+                 "--out", str(out)] + args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not out.exists(), err
