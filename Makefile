@@ -64,7 +64,7 @@ help:
 	@echo "  make kaggle-test RUN=runs/4-levels-latest DATA=test_dir [SOLUTION=f.csv]: submission"
 	@echo "  make report      the reproduction report of every evaluated run of DATA"
 	@echo "  make results     rewrite the README's result tables from the runs"
-	@echo "  make cv          SCENARIO=1 FOLDS=5: cross-validation by patient"
+	@echo "  make cv          SCENARIO=1 FOLDS=5 [UNCERTAINTY=mc:20]: cross-validation by patient"
 	@echo "  make sweep       SCENARIOS='1 3' FOLDS=5 SEEDS=0,1 [ENGINE=slurm|local, -jN]"
 	@echo "  make ambiguities every reading of what the post leaves unsaid [SEEDS=0,1 ENGINE=slurm -jN]"
 	@echo "  make demo        offline: generated fundus images -> scenario 1 -> report"
@@ -189,7 +189,8 @@ results: $(DATASET) | $(STAMP)
 	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET) --readme README.md
 
 cv: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
-	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS)
+	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS) \
+	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY))
 
 # every scenario the claims need (1 2 3 4 scratch) unless SCENARIO= names some; the
 # first line says what will run on which data and about how long

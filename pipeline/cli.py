@@ -108,7 +108,7 @@ def cmd_cv(args):
     from .cv import cross_validate
     done = cross_validate(args.scenario, args.set, args.data, args.weights, args.runs,
                           folds=args.folds, tta=args.tta, rule=args.operating_point,
-                          resamples=args.resamples)
+                          resamples=args.resamples, uncertainty=args.uncertainty)
     return 0 if done is not None else 130
 
 
@@ -298,6 +298,8 @@ def parser():
     v = sub.add_parser("cv", help="k-fold cross-validation by patient of a scenario")
     add_training(v)
     v.add_argument("--folds", type=int, default=5)
+    v.add_argument("--uncertainty", metavar="mc:T|ensemble",
+                   help="also the referral of the pooled out-of-fold images")
     add_statistics(v)
     v.set_defaults(func=cmd_cv)
 

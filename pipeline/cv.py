@@ -28,6 +28,7 @@ from .grading import cv_grading
 from .evaluated_runs import overrides_of
 from .splits import kfold_by_patient
 from .plots import plot_roc
+from .referral import check_planned, cv_referral
 from .runs import command_line
 from .stats import METRICS, RESAMPLES, bootstrap
 from .train import train
@@ -93,11 +94,15 @@ def check_folds(data_path, folds, configs):
 
 
 def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", folds=5, tta=False,
-                   rule=DEFAULT_RULE, resamples=RESAMPLES, progress=True):
-    """Train (or reuse) and evaluate every fold, then write the summary; returns its dict."""
+                   rule=DEFAULT_RULE, resamples=RESAMPLES, progress=True, uncertainty=None):
+    """Train (or reuse) and evaluate every fold, then write the summary; returns its dict.
+    ``uncertainty`` (``mc:T``, ``ensemble``): also the referral of the pooled out-of-fold
+    images (``referral.cv_referral``)."""
     configs = [load_scenario(scenario, list(overrides) + ["folds=%d" % folds, "fold=%d" % k])
                for k in range(folds)]  # all checked before the first fold trains
     check_folds(data_path, folds, configs)
+    if uncertainty:
+        check_planned(configs[0], uncertainty)
     runs, evaluations = [], []
     for config in configs:
         run = train(config, data_path, weights, runs_root, progress=progress, reuse=True)
@@ -146,4 +151,7 @@ def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", fo
           "(%d images)" % (summary["scenario"], ", ".join("%.3f" % f["auc"] for f in per_fold),
                            summary["mean"]["auc"], summary["sd"]["auc"], auc["value"],
                            auc["ci"][0], auc["ci"][1], summary["images"]))
+    if uncertainty:
+        cv_referral(out, runs, data_path, uncertainty, tta=tta, rule=rule, resamples=resamples,
+                    progress=progress)
     return summary

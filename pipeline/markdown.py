@@ -65,7 +65,8 @@ README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 #: the report's sections the README shows, each up to its first ``###`` subsection
 README_SECTIONS = ("The post's claims", "How much the unstated choices matter",
                    "Results per scenario", "Five levels, as Kaggle scored them",
-                   "Kaggle's test set", "Cross-validation by patient")
+                   "Kaggle's test set", "Cross-validation by patient",
+                   "Referring what the network is unsure of")
 
 
 def readme_part(text):

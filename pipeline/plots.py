@@ -161,7 +161,8 @@ def plot_referral(result, path, title):
     (``referral.referral_curves``'s result): one line per uncertainty measure and random
     referral, each with its 95 % band."""
     fractions = 100 * np.asarray(result["fractions"])
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig.subplots_adjust(wspace=0.32)
     for ax, metric in zip(axes, ("auc", "sensitivity", "specificity")):
         for name, curve in result["curves"].items():
             c = curve[metric]

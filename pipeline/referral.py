@@ -94,16 +94,18 @@ def refer_cut(val_uncertainty, fraction):
 
 
 def _kept_metrics(score, truth, cut, keep):
-    return decision_metrics(score[keep], truth[keep], score[keep] >= cut, CURVE_METRICS)
+    return decision_metrics(score[keep], truth[keep], score[keep] >= cut[keep], CURVE_METRICS)
 
 
 def referral_curves(score, truth, cut, uncertainty, patients, resamples=RESAMPLES, seed=0,
                     fractions=FRACTIONS, headline=HEADLINE):
-    """The curves of the module docstring. ``uncertainty``: {measure: per-image values}.
+    """The curves of the module docstring. ``uncertainty``: {measure: per-image values};
+    ``cut``: the operating point on ``score``, or one per image (pooled folds).
     Returns {"fractions", "curves": {name: {metric: {"value": [...], "ci": [[lo, hi]...]}}},
     "headline": {"fraction", "measure", "auc_all", "auc_kept", "auc_random",
     "difference", "verdict"}, "bootstrap"}."""
     score, truth = np.asarray(score, float), np.asarray(truth, bool)
+    cut = np.broadcast_to(np.asarray(cut, float), score.shape)  # one, or one per image
     names = list(uncertainty) + ["random"]
     rng = np.random.RandomState([seed, 1])
 
@@ -121,7 +123,7 @@ def referral_curves(score, truth, cut, uncertainty, patients, resamples=RESAMPLE
                     keeps = [kept(np.asarray(uncertainty[name])[idx], f)]
                 with warnings.catch_warnings():  # a metric undefined in every draw: NaN
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    rows.append(np.nanmean([[_kept_metrics(score[idx], truth[idx], cut, k)[m]
+                    rows.append(np.nanmean([[_kept_metrics(score[idx], truth[idx], cut[idx], k)[m]
                                              for m in CURVE_METRICS] for k in keeps], axis=0))
             out[name] = np.array(rows)  # fractions x metrics
         return out
@@ -204,8 +206,8 @@ def mc_samples(run_dir, config, data, tta, passes, seed, desc, progress=True):
                 for degrees in turns:
                     inputs.append(caffe_batch(images, crop, np.full(len(positions),
                                                                     degrees // 90)))
-                    bar.update(len(positions))
                 yield [data.names[i] for i in positions], inputs
+                bar.update(len(positions) * len(turns))  # once mc_probs has scored them
         probs = mc_probs(trunk, head, batches(), passes, ratio, seed)
     return np.array([referable_score(p, config["target"], config.get("threshold", 2))
                      for p in probs])
@@ -226,6 +228,7 @@ def check_mc(run_dir):
 def ensemble_samples(members, data_path, tta, rule, resamples, split_file):
     """seeds x N samples of P(referable) from each member's own evaluation (made, or
     reused, with these settings): ``split_file`` "test" (predictions.npz) or "val"."""
+    from .combine import aligned
     from .evaluate import evaluate, val_predictions_path
     from .evaluated_runs import read_npz
     got = []
@@ -234,9 +237,23 @@ def ensemble_samples(members, data_path, tta, rule, resamples, split_file):
         path = member / "predictions.npz" if split_file == "test" else \
             val_predictions_path(member, tta)
         got.append(read_npz(path))
-    if any(list(g["names"]) != list(got[0]["names"]) for g in got):
+    names = list(got[0]["names"])
+    try:
+        if any(len(g["names"]) != len(names) for g in got):
+            raise KeyError(names[0])
+        got = [aligned(g, names) for g in got]
+    except KeyError:
         raise InputError("%s: the seeds were evaluated on other images" % members[0].parent)
     return np.array([g["score"] for g in got]), got[0]
+
+
+def check_planned(config, uncertainty):
+    """Before a run trains: InputError when ``uncertainty`` cannot apply to ``config``
+    (MC dropout on a linear classifier on features, which has no dropout)."""
+    mode, _ = parse_uncertainty(uncertainty)
+    if mode == "mc" and config.get("method") == "features":
+        raise InputError("scenario %s: UNCERTAINTY=%s: a linear classifier on features has no "
+                         "dropout below it" % (config["scenario"], uncertainty))
 
 
 def check_uncertainty(run_dir, data_path, uncertainty):
@@ -349,3 +366,69 @@ def headline_text(result):
             % (f(h["auc_all"]), f(h["auc_kept"]), round(100 * h["fraction"]), h["measure"],
                f(h["auc_random"]), h["difference"]["value"], h["difference"]["ci"][0],
                h["difference"]["ci"][1], h["verdict"]))
+
+
+def load_referrals(run_dir, data_sha1):
+    """The referral evaluations written beside ``run_dir`` on data with SHA1
+    ``data_sha1``, in name order, each with its ``path``."""
+    found = []
+    for path in sorted(Path(run_dir).glob("referral-*.json")):
+        result = json.loads(path.read_text())
+        if result.get("settings", {}).get("data_sha1") == data_sha1:
+            found.append(dict(result, path=path))
+    return found
+
+
+def cv_referral(out_dir, runs, data_path, uncertainty, tta=False, rule=None,
+                resamples=RESAMPLES, seed=0, progress=True):
+    """The referral of the pooled out-of-fold test images of a cross-validation's fold
+    ``runs`` (each evaluated by ``evaluate_referral``, reused when made alike): every
+    image scored by the fold that held it out, decided at that fold's cut and referred at
+    that fold's referral cut; written into ``out_dir`` (the CV's summary folder) as for a
+    run. Returns the dict."""
+    from models.fileio import sha1_of
+
+    from .evaluated_runs import read_npz
+    from .plots import plot_referral
+    from .runs import command_line
+    started = time.perf_counter()
+    folds = [evaluate_referral(run, data_path, uncertainty, tta=tta, rule=rule,
+                               resamples=resamples, seed=seed, reuse=True, progress=progress)
+             for run in runs]
+    label = label_of(folds[0]["mode"], folds[0]["count"], tta)
+    parts = [read_npz(Path(run) / (label + ".npz")) for run in runs]
+    pooled = {k: np.concatenate([p["test_" + k] for p in parts])
+              for k in ("p", "sd", "entropy", "names", "levels", "patients")}
+    each = [len(p["test_p"]) for p in parts]
+    cuts = np.repeat([f["operating_point"]["cut"] for f in folds], each)
+    refer_at = np.repeat([f["refer"]["cut"] for f in folds], each)
+    truth = pooled["levels"] >= json.loads((Path(runs[0]) / "config.json").read_text()).get(
+        "threshold", 2)
+    result = referral_curves(pooled["p"], truth, cuts, {m: pooled[m] for m in MEASURES},
+                             pooled["patients"], resamples, seed)
+    referred = pooled[DEFAULT_MEASURE] >= refer_at
+    result.update({
+        "cv": str(out_dir), "folds": len(runs), "data": str(Path(data_path).resolve()),
+        "mode": folds[0]["mode"], "count": folds[0]["count"], "members": [str(r) for r in runs],
+        "measure": DEFAULT_MEASURE, "command": command_line(), "n": int(len(truth)),
+        "patients": len(set(pooled["patients"].tolist())),
+        "settings": dict(folds[0]["settings"], data_sha1=sha1_of(data_path), members=[
+            Path(r).name for r in runs]),
+        "operating_point": {"rule": folds[0]["operating_point"]["rule"],
+                            "target": folds[0]["operating_point"]["target"],
+                            "cuts": [f["operating_point"]["cut"] for f in folds]},
+        "refer": {"fraction": HEADLINE, "cuts": [f["refer"]["cut"] for f in folds],
+                  "test_referred": int(referred.sum()),
+                  "levels_referred": np.bincount(pooled["levels"][referred],
+                                                 minlength=5).tolist(),
+                  "levels_kept": np.bincount(pooled["levels"][~referred], minlength=5).tolist()},
+    })
+    out_dir = Path(out_dir)
+    atomic_savez(out_dir / (label + ".npz"), **{"test_" + k: v for k, v in pooled.items()},
+                 test_cut=cuts, test_refer_at=refer_at)
+    plot_referral(result, str(out_dir / (label + ".png")), "%s, %d-fold CV, out of fold, %s "
+                  "(%d images)" % (out_dir.name, len(runs), describe(result), len(truth)))
+    result["seconds"] = time.perf_counter() - started
+    atomic_write_bytes(out_dir / (label + ".json"), json.dumps(result, indent=2).encode())
+    print("referral %s: %s" % (out_dir.name, headline_text(result)))
+    return result

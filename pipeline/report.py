@@ -112,6 +112,8 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     md += levels_section(groups, cv)
     md += kaggle_test_section(runs)
     md += gallery_section(by_scenario.get("4"), runs_root, stem)
+    md += referral_section([r for r in runs if "folds" not in r["config"]], cv, runs_root,
+                           data_sha1)
     md += cv_section(cv, runs_root)
     md += external_section(load_external(runs), runs_root, stem)
     md += all_runs_table(runs)
@@ -229,14 +231,15 @@ def cv_progress(runs_root):
     return md
 
 
-def made_by(runs, cvs=(), plans=()):
-    """The line naming the commands that made these runs, cross-validations and sweep
-    plans, as each recorded its own (``runs.command_line``): training, then evaluation."""
+def made_by(runs, cvs=(), plans=(), records=()):
+    """The line naming the commands that made these runs, cross-validations, sweep
+    plans and other records (e.g. referral evaluations), as each recorded its own
+    (``runs.command_line``): training, then evaluation."""
     commands = []
     for command in ([r["env"].get("command") for r in runs]
                     + [r["evaluation"].get("command") for r in runs]
                     + [c["summary"].get("command") for c in cvs]
-                    + [p.get("made_by") for p in plans]):
+                    + [p.get("made_by") for p in plans] + [r.get("command") for r in records]):
         command = command or "(not recorded: made before commands were kept)"
         if command not in commands:
             commands.append(command)
@@ -323,6 +326,47 @@ def gallery_cases(score, truth, cut, seed=0):
             if len(where) else []
         out[kind] = sorted(int(i) for i in pick)
     return out
+
+
+def referral_section(runs, cv, runs_root, data_sha1):
+    """Referral of the most uncertain test images (``pipeline.referral``): per
+    cross-validation (its pooled out-of-fold images) and per run, and per uncertainty, the
+    AUC kept at 20 % referred against random referral, what was referred, and the curves."""
+    from .referral import describe, load_referrals
+    found = [("%d-fold CV of %s, out of fold" % (c["summary"]["folds"], scenario), r)
+             for scenario, items in sorted(cv.items()) for c in items
+             for r in load_referrals(c["dir"], data_sha1)]
+    found += [(run["dir"].name, r) for run in runs
+              for r in load_referrals(run["dir"], run["env"]["data_sha1"])]
+    if not found:
+        return []
+
+    def f(x):
+        return "%.3f [%.3f, %.3f]" % ((x["value"],) + tuple(x["ci"]))
+    md = ["", "## Referring what the network is unsure of", "",
+          "Each test image gets an uncertainty, the predictive entropy of its mean P(referable) "
+          "over T MC-dropout passes (dropout on below the classifier, as in training) or over "
+          "the seeds of an ensemble; the most uncertain are sent to a human grader and the "
+          "rest are scored. AUC of the images kept, with the 20 % most uncertain referred, "
+          "beside random referral of as many, and their difference by a paired patient "
+          "bootstrap (same resamples, a random referral drawn in each). The last column: "
+          "the levels (0-4) of the images the run's own referral cut (the uncertainty that "
+          "refers 20 % of the validation images) refers, and of those it keeps.", "",
+          "| run | uncertainty | test images | AUC, every image | AUC, 20 % referred | "
+          "random referral | difference | verdict | levels referred / kept |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in found:
+        h, refer = r["headline"], r["refer"]
+        md.append("| %s | %s | %d | %s | %s | %s | %+.3f [%+.3f, %+.3f] | **%s** | %s / %s |" % (
+            name, describe(r), r["n"], f(h["auc_all"]), f(h["auc_kept"]),
+            f(h["auc_random"]), h["difference"]["value"], h["difference"]["ci"][0],
+            h["difference"]["ci"][1], h["verdict"], refer["levels_referred"],
+            refer["levels_kept"]))
+    md += made_by([], records=[r for _, r in found])
+    for name, r in found:
+        md += ["", "![Referral curves of %s, %s](%s)" % (
+            name, describe(r), os.path.relpath(r["path"].with_suffix(".png"), runs_root))]
+    return md + [""]
 
 
 def gallery_section(runs, runs_root, stem):

@@ -3,7 +3,7 @@
 preprocess_img_s: generated Kaggle-sized JPEGs through the preprocessing, all
 cores. kaggle_test_img_s: the same JPEGs through ``make kaggle-test``'s prediction
 (decode, crop, 4-rotation TTA), one process. infer_img_s: GoogLeNet forward, test mode; features_img_s: up to
-pool5/7x7_s1. train_img_s: one Caffe SGD step (momentum, weight decay) of the
+pool5/7x7_s1; mc_infer_img_s: MC dropout with 20 passes (the trunk once, the classifier 20 times). train_img_s: one Caffe SGD step (momentum, weight decay) of the
 full net with aux heads (loss3 + 0.3 (loss1 + loss2)); finetune_img_s: the same
 with conv1/conv2 frozen (scenario 4). *_compile_s: Theano compile time of each. With PyTorch installed
 (``pip install torch==2.13.0``, CPU build), the same network built from the same
@@ -40,7 +40,10 @@ def timed(fn, repeats):
 
 
 #: what each timed function is, beside its figure
+MC_PASSES = 20
 NOTES = {"infer": "", "features": ", pool5/7x7_s1: scenario 1's extraction",
+         "mc_infer": ", MC dropout: the trunk once, %d classifier passes, masks drawn "
+                     "(UNCERTAINTY=mc:%d)" % (MC_PASSES, MC_PASSES),
          "train": ", Caffe SGD step, aux heads on",
          "finetune": ", Caffe SGD step, aux heads on, conv1/conv2 frozen (scenario 4)"}
 
@@ -49,11 +52,13 @@ def bench_theano(batches, repeats, prefix=""):
     """{prefix}infer / features / train / finetune img/s at each of ``batches``, and
     each function's compile time (a fresh cache's first compile is the cold one)."""
     from pipeline.finetune import CLASSIFIERS, compile_training
-    net = googlenet.build(googlenet.googlenet_spec(aux_heads=True))
+    spec = googlenet.googlenet_spec(aux_heads=True)
+    net = googlenet.build(spec)
     solver = {"solver": {"base_lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4}}
     compilers = {
         "infer": lambda: googlenet.compile_forward(net, ["prob"]),
         "features": lambda: googlenet.compile_forward(net, ["pool5/7x7_s1"]),
+        "mc_infer": lambda: mc_infer(net, spec, MC_PASSES),
         "train": lambda: compile_training(net, list(CLASSIFIERS), solver)[0],
         "finetune": lambda: compile_training(net, list(CLASSIFIERS),
                                              dict(solver, freeze=["conv1/", "conv2/"]))[0]}
@@ -68,10 +73,19 @@ def bench_theano(batches, repeats, prefix=""):
         y = rng.randint(0, 1000, batch).astype(np.int32)
         w = np.ones(batch, np.float32)
         for key, fn in fns.items():
-            args = (x,) if key in ("infer", "features") else (x, y, w)
+            args = (x,) if key in ("infer", "features", "mc_infer") else (x, y, w)
             print("%s%s_img_s=%.2f  # batch %d%s" % (
                 prefix, key, batch / timed(lambda: fn(*args), repeats), batch, NOTES[key]),
                 flush=True)
+
+
+def mc_infer(net, spec, passes):
+    """x -> passes x N x C probabilities under MC dropout, as ``make evaluate
+    UNCERTAINTY=mc:T`` computes them (one rotation)."""
+    from models.mc_dropout import compile_head, compile_trunk, dropout_below, mc_probs
+    trunk, head, ratio = compile_trunk(net, spec), compile_head(net, spec), dropout_below(spec)[1]
+    return lambda x: mc_probs(trunk, head, [([str(i) for i in range(len(x))], [x])], passes,
+                              ratio)
 
 
 def bench_preprocess(count=48):

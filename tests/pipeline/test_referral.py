@@ -145,3 +145,34 @@ def test_bad_referral_input_is_one_line_before_any_image(mini_runs, cv_h5, which
                  "--uncertainty", text]) == 2
     err = capsys.readouterr().err.strip()
     assert problem in err and len(err.splitlines()) == 1, err
+
+
+def test_cv_referral_pools_every_image_each_at_its_folds_cuts(cv_h5, tmp_path):  # noqa: F811
+    from pipeline.cv import cross_validate
+    from pipeline.report import write_report
+    summary = cross_validate("4", MINI, cv_h5, None, str(tmp_path), folds=3, resamples=40,
+                             progress=False, uncertainty="mc:4")
+    out = next(tmp_path.glob("cv-4-k3-*"))
+    result = json.loads((out / "referral-mc4-1rot.json").read_text())
+    assert result["n"] == summary["images"] and result["folds"] == 3
+    folds = [np.load("%s/referral-mc4-1rot.npz" % run) for run in summary["runs"]]
+    cuts = [json.loads(open("%s/referral-mc4-1rot.json" % run).read())["operating_point"]["cut"]
+            for run in summary["runs"]]
+    p = np.concatenate([f["test_p"] for f in folds])
+    truth = np.concatenate([f["test_levels"] for f in folds]) >= 2
+    decided = np.concatenate([f["test_p"] >= c for f, c in zip(folds, cuts)])
+    assert sorted(np.concatenate([f["test_names"] for f in folds])) == sorted(
+        np.load(out / "oof_predictions.npz")["names"])
+    assert result["curves"]["entropy"]["auc"]["value"][0] == pytest.approx(roc_auc_score(truth, p))
+    assert result["curves"]["entropy"]["sensitivity"]["value"][0] == pytest.approx(
+        (decided & truth).sum() / truth.sum())
+    md = write_report(tmp_path, cv_h5, resamples=40).with_suffix(".md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| 3-fold CV of 4"))
+    assert "MC dropout, 4 passes" in row and "| %d |" % summary["images"] in row
+
+
+def test_mc_on_a_feature_scenario_is_refused_before_anything_trains(cv_h5, tmp_path):  # noqa
+    assert main(["cv", "--scenario", "1", "--set", "network=mini", "--set", "crop=64",
+                 "--set", "init=random", "--data", cv_h5, "--runs", str(tmp_path),
+                 "--folds", "3", "--uncertainty", "mc:5"]) == 2
+    assert not list(tmp_path.iterdir())
