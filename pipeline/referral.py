@@ -371,12 +371,23 @@ def headline_text(result):
 def load_referrals(run_dir, data_sha1):
     """The referral evaluations written beside ``run_dir`` on data with SHA1
     ``data_sha1``, in name order, each with its ``path``."""
-    found = []
-    for path in sorted(Path(run_dir).glob("referral-*.json")):
-        result = json.loads(path.read_text())
-        if result.get("settings", {}).get("data_sha1") == data_sha1:
-            found.append(dict(result, path=path))
-    return found
+    return [r for r in (dict(json.loads(path.read_text()), path=path)
+                        for path in sorted(Path(run_dir).glob("referral-*.json")))
+            if r.get("settings", {}).get("data_sha1") == data_sha1]
+
+
+def load_cv_referrals(runs_root, data_sha1):
+    """The referral evaluations of the cross-validations under ``runs_root`` (``make cv``'s
+    summaries, a sweep's) on data with SHA1 ``data_sha1``: per CV design and file name,
+    the newest, sorted by scenario."""
+    newest = {}
+    root = Path(runs_root)
+    for folder in sorted(root.glob("cv-*")) + sorted(root.glob("*/cv-*")):
+        for r in load_referrals(folder, data_sha1):
+            key = (r.get("design_sha1"), r["path"].name)
+            if key not in newest or r["path"].stat().st_mtime > newest[key]["path"].stat().st_mtime:
+                newest[key] = r
+    return sorted(newest.values(), key=lambda r: (r.get("scenario", ""), r["path"].name))
 
 
 def cv_referral(out_dir, runs, data_path, uncertainty, tta=False, rule=None,
@@ -407,8 +418,10 @@ def cv_referral(out_dir, runs, data_path, uncertainty, tta=False, rule=None,
     result = referral_curves(pooled["p"], truth, cuts, {m: pooled[m] for m in MEASURES},
                              pooled["patients"], resamples, seed)
     referred = pooled[DEFAULT_MEASURE] >= refer_at
+    summary = json.loads((Path(out_dir) / "summary.json").read_text())
     result.update({
-        "cv": str(out_dir), "folds": len(runs), "data": str(Path(data_path).resolve()),
+        "cv": str(out_dir), "folds": len(runs), "scenario": summary["scenario"],
+        "design_sha1": summary["design_sha1"], "data": str(Path(data_path).resolve()),
         "mode": folds[0]["mode"], "count": folds[0]["count"], "members": [str(r) for r in runs],
         "measure": DEFAULT_MEASURE, "command": command_line(), "n": int(len(truth)),
         "patients": len(set(pooled["patients"].tolist())),

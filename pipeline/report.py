@@ -112,7 +112,7 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     md += levels_section(groups, cv)
     md += kaggle_test_section(runs)
     md += gallery_section(by_scenario.get("4"), runs_root, stem)
-    md += referral_section([r for r in runs if "folds" not in r["config"]], cv, runs_root,
+    md += referral_section([r for r in runs if "folds" not in r["config"]], runs_root,
                            data_sha1)
     md += cv_section(cv, runs_root)
     md += external_section(load_external(runs), runs_root, stem)
@@ -328,14 +328,13 @@ def gallery_cases(score, truth, cut, seed=0):
     return out
 
 
-def referral_section(runs, cv, runs_root, data_sha1):
+def referral_section(runs, runs_root, data_sha1):
     """Referral of the most uncertain test images (``pipeline.referral``): per
     cross-validation (its pooled out-of-fold images) and per run, and per uncertainty, the
     AUC kept at 20 % referred against random referral, what was referred, and the curves."""
-    from .referral import describe, load_referrals
-    found = [("%d-fold CV of %s, out of fold" % (c["summary"]["folds"], scenario), r)
-             for scenario, items in sorted(cv.items()) for c in items
-             for r in load_referrals(c["dir"], data_sha1)]
+    from .referral import describe, load_cv_referrals, load_referrals
+    found = [("%d-fold CV of %s, out of fold" % (r["folds"], r["scenario"]), r)
+             for r in load_cv_referrals(runs_root, data_sha1)]
     found += [(run["dir"].name, r) for run in runs
               for r in load_referrals(run["dir"], run["env"]["data_sha1"])]
     if not found:

@@ -26,6 +26,15 @@ def evaluated_run(synthetic_dir, tmp_path_factory):
     return run
 
 
+def copied(names, synthetic_dir, tmp_path):
+    """A folder ``tmp_path/new`` with the generated images ``names`` copied into it."""
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(synthetic_dir / "images" / (name + ".jpeg"), folder)
+    return folder
+
+
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -35,11 +44,7 @@ def test_predict_on_a_folder_gives_evaluates_scores(evaluated_run, synthetic_dir
                                                     capsys):
     with np.load(evaluated_run / "predictions.npz") as p:
         names, scores = list(p["names"]), p["score"]
-    folder = tmp_path / "new"
-    folder.mkdir()
-    for name in names:
-        shutil.copy(synthetic_dir / "images" / (name + ".jpeg"), folder)
-    out = tmp_path / "p.csv"
+    folder, out = copied(names, synthetic_dir, tmp_path), tmp_path / "p.csv"
     assert main(["predict", "--run", str(evaluated_run), str(folder), "--out", str(out),
                  "--heatmaps", str(tmp_path / "maps")]) == 0
     assert "%d images scored, 0 files skipped" % len(names) in capsys.readouterr().out
@@ -157,11 +162,7 @@ def test_predict_under_mc_dropout_gives_the_referral_evaluations_numbers(dropout
         names, p, entropy, sd = (list(npz["test_names"]), npz["test_p"], npz["test_entropy"],
                                  npz["test_sd"])
         val_entropy = np.sort(npz["val_entropy"])
-    folder = tmp_path / "new"
-    folder.mkdir()
-    for name in names:
-        shutil.copy(synthetic_dir / "images" / (name + ".jpeg"), folder)
-    out = tmp_path / "p.csv"
+    folder, out = copied(names, synthetic_dir, tmp_path), tmp_path / "p.csv"
     assert main(["predict", "--run", str(dropout_run), str(folder), "--out", str(out),
                  "--uncertainty", "mc:5", "--refer", "0.5"]) == 0
     rows = {r["image"].rsplit("/", 1)[1][:-5]: r for r in read_csv(out)}
@@ -192,11 +193,7 @@ def test_predict_with_the_ensemble_gives_the_mean_of_its_seeds_scores(dropout_ru
         with np.load("%s/predictions.npz" % member) as p:
             names = list(p["names"])
             scores.append(p["score"])
-    folder = tmp_path / "new"
-    folder.mkdir()
-    for name in names:
-        shutil.copy(synthetic_dir / "images" / (name + ".jpeg"), folder)
-    out = tmp_path / "p.csv"
+    folder, out = copied(names, synthetic_dir, tmp_path), tmp_path / "p.csv"
     assert main(["predict", "--run", str(dropout_run), str(folder), "--out", str(out),
                  "--uncertainty", "ensemble"]) == 0
     rows = {r["image"].rsplit("/", 1)[1][:-5]: r for r in read_csv(out)}
