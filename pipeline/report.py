@@ -365,7 +365,7 @@ def referral_section(runs, runs_root, data_sha1):
     for name, r in found:
         md += ["", "![Referral curves of %s, %s](%s)" % (
             name, describe(r), os.path.relpath(r["path"].with_suffix(".png"), runs_root))]
-    return md + [""]
+    return md
 
 
 def gallery_section(runs, runs_root, stem):
