@@ -154,7 +154,8 @@ def referral_curves(score, truth, cut, uncertainty, patients, resamples=RESAMPLE
 
 def ensemble_members(run_dir):
     """The finished runs beside ``run_dir`` that differ from it in the seed alone (the
-    same recipe, fold, data and weights), ``run_dir`` included, sorted."""
+    same recipe, fold, data and weights), one per seed (``run_dir`` for its own, else
+    the newest), sorted."""
     from .config import recipe
     from .runs import is_view
 
@@ -164,12 +165,18 @@ def ensemble_members(run_dir):
         return ([kv for kv in recipe(config) if kv[0] != "seed"],
                 env.get("data_sha1"), env.get("weights_sha1"))
 
+    def seed(path):
+        return json.loads((path / "config.json").read_text()).get("seed", 0)
+
     run_dir = Path(run_dir).resolve()
     ours = key(run_dir)
-    return sorted(p for p in run_dir.parent.iterdir()
-                  if p.is_dir() and not p.is_symlink() and not is_view(p)
-                  and (p / "DONE").exists() and (p / "config.json").exists()
-                  and key(p) == ours)
+    by_seed = {}
+    for p in sorted(run_dir.parent.iterdir()):  # names end in their start time
+        if p.is_dir() and not p.is_symlink() and not is_view(p) and (p / "DONE").exists() \
+                and (p / "config.json").exists() and key(p) == ours:
+            by_seed[seed(p)] = p
+    by_seed[seed(run_dir)] = run_dir
+    return sorted(by_seed.values())
 
 
 def ensemble_of(run_dir):

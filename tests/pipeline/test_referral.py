@@ -176,3 +176,16 @@ def test_mc_on_a_feature_scenario_is_refused_before_anything_trains(cv_h5, tmp_p
                  "--set", "init=random", "--data", cv_h5, "--runs", str(tmp_path),
                  "--folds", "3", "--uncertainty", "mc:5"]) == 2
     assert not list(tmp_path.iterdir())
+
+
+def test_an_ensemble_takes_one_run_per_seed(mini_runs, cv_h5, tmp_path):  # noqa: F811
+    """A second run of seed 0 beside the first (a rerun) is not a third member."""
+    import shutil
+    from pipeline.referral import ensemble_members
+    twin = mini_runs[0].parent / (mini_runs[0].name + "-2")
+    shutil.copytree(mini_runs[0], twin)
+    try:
+        assert ensemble_members(mini_runs[0]) == sorted([mini_runs[0], mini_runs[1]])
+        assert ensemble_members(mini_runs[1]) == sorted([twin, mini_runs[1]])
+    finally:
+        shutil.rmtree(twin)
