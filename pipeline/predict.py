@@ -134,16 +134,17 @@ def referral_of(run_dir, evaluation, uncertainty, refer):
     return json.loads(path.read_text()), cut, members
 
 
-def scorer(run_dir, config, evaluation, input_shape, net, spec, uncertainty):
+def scorer(config, evaluation, input_shape, net, spec, referral):
     """A function (images N x S x S x 3, names) -> (class probabilities N x C, samples
-    S x N of P(referable) or None): the run's evaluation, or its mean under MC dropout
-    (seeded per image name as evaluation is) or over the ensemble's seeds."""
+    S x N of P(referable) or None): the run's evaluation, or, given ``referral``
+    (``referral_of``), its mean under MC dropout (seeded per image name as evaluation is)
+    or over the ensemble's seeds."""
     crop, turns = input_shape[1], rotations(evaluation["settings"]["tta"])
     threshold = config.get("threshold", 2)
-    if not uncertainty:
+    if not referral:
         fn = googlenet.compile_forward(net, ["prob"])
         return lambda images, names: (tta_probs(fn, images, crop, turns), None)
-    referral, _, members = uncertainty
+    referral, _, members = referral
     if referral["mode"] == "mc":
         from models.mc_dropout import compile_head, compile_trunk, dropout_below, mc_probs
         trunk, head = compile_trunk(net, spec), compile_head(net, spec)
@@ -178,7 +179,7 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
     out = Path(out or "predictions-%s.csv" % Path(run_dir).resolve().name)
     crop = input_shape[1]
     threshold = config.get("threshold", 2)
-    score_of = scorer(run_dir, config, evaluation, input_shape, net, spec, referral)
+    score_of = scorer(config, evaluation, input_shape, net, spec, referral)
     rows = referable_rows(num_classes(config), threshold)
     cam_fn = compile_cam(net, spec, rows) if heatmaps else None
     if heatmaps:
