@@ -188,9 +188,11 @@ report: $(DATASET) | $(STAMP)
 results: $(DATASET) | $(STAMP)
 	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET) --readme README.md
 
+# the folds of `make reproduce CV=$(FOLDS)` (RUNS/cv-kK) are reused, not trained again
 cv: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS) \
-	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY))
+	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY)) \
+	  $(foreach d,$(wildcard $(RUNS)/cv-k$(FOLDS)),--reuse-from $(d))
 
 # every scenario the claims need (1 2 3 4 scratch) unless SCENARIO= names some; the
 # first line says what will run on which data and about how long

@@ -108,7 +108,8 @@ def cmd_cv(args):
     from .cv import cross_validate
     done = cross_validate(args.scenario, args.set, args.data, args.weights, args.runs,
                           folds=args.folds, tta=args.tta, rule=args.operating_point,
-                          resamples=args.resamples, uncertainty=args.uncertainty)
+                          resamples=args.resamples, uncertainty=args.uncertainty,
+                          reuse_from=args.reuse_from)
     return 0 if done is not None else 130
 
 
@@ -300,6 +301,9 @@ def parser():
     v.add_argument("--folds", type=int, default=5)
     v.add_argument("--uncertainty", metavar="mc:T|ensemble",
                    help="also the referral of the pooled out-of-fold images")
+    v.add_argument("--reuse-from", action="append", default=[], metavar="DIR",
+                   help="a fold reuses a finished run of its config found in this folder "
+                        "too (make reproduce CV=k's runs/cv-kK; repeatable)")
     add_statistics(v)
     v.set_defaults(func=cmd_cv)
 

@@ -94,8 +94,10 @@ def check_folds(data_path, folds, configs):
 
 
 def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", folds=5, tta=False,
-                   rule=DEFAULT_RULE, resamples=RESAMPLES, progress=True, uncertainty=None):
-    """Train (or reuse) and evaluate every fold, then write the summary; returns its dict.
+                   rule=DEFAULT_RULE, resamples=RESAMPLES, progress=True, uncertainty=None,
+                   reuse_from=()):
+    """Train (or reuse: from ``runs_root`` or the folders ``reuse_from``) and evaluate
+    every fold, then write the summary; returns its dict.
     ``uncertainty`` (``mc:T``, ``ensemble``): also the referral of the pooled out-of-fold
     images (``referral.cv_referral``)."""
     configs = [load_scenario(scenario, list(overrides) + ["folds=%d" % folds, "fold=%d" % k])
@@ -105,7 +107,8 @@ def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", fo
         check_planned(configs[0], uncertainty)
     runs, evaluations = [], []
     for config in configs:
-        run = train(config, data_path, weights, runs_root, progress=progress, reuse=True)
+        run = train(config, data_path, weights, runs_root, progress=progress, reuse=True,
+                    reuse_from=reuse_from)
         if run is None:
             return None  # stopped by a signal; the fold resumes on the next call
         runs.append(run)

@@ -54,3 +54,12 @@ def test_make_reproduce_cv_decides_the_claim_on_every_image(cv_h5, tmp_path):  #
     assert "### The other evidence" in claims and "test split, " in claims
     made = next(line for line in claims.splitlines() if line.startswith("*Made by: "))
     assert made.startswith("*Made by: `make reproduce CV=3 SCENARIO='4 scratch' "), made
+    # make cv afterwards (say, for the referral) reuses those folds: nothing trains again
+    args = [a for a in args if not a.startswith(("CV=", "SCENARIO="))]
+    args[args.index("reproduce")] = "cv"
+    done = subprocess.run(args + ["FOLDS=3", "SCENARIO=4"], cwd=str(ROOT),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert done.stdout.count("is a finished run of this config, data and weights: reused") \
+        == 3 and "epoch" not in done.stdout, done.stdout[-2000:]
+    assert not list(tmp_path.glob("4-fold*")), "a fold was trained again in RUNS"
