@@ -67,19 +67,22 @@ README_SECTIONS = ("The post's claims", "How much the unstated choices matter",
                    "Results per scenario", "Five levels, as Kaggle scored them",
                    "Kaggle's test set", "Cross-validation by patient",
                    "Referring what the network is unsure of")
+#: subsections the README keeps too (within a section it keeps)
+README_SUBSECTIONS = ("Five levels by cross-validation",)
 
 
 def readme_part(text):
     """The lines of ``README_SECTIONS`` in report Markdown ``text``, in its order, each
-    section up to its first subsection, headings one level down, images left out."""
-    lines, keep = [], False
+    section up to its first subsection other than ``README_SUBSECTIONS``, headings one
+    level down, images left out."""
+    lines, keep, section = [], False, False
     for line in text.splitlines():
         if line.startswith("## "):
-            keep = line[3:].strip() in README_SECTIONS
+            keep = section = line[3:].strip() in README_SECTIONS
         elif line.startswith("### "):
-            keep = False
+            keep = section and line[4:].strip() in README_SUBSECTIONS
         if keep and not line.startswith("!["):
-            lines.append("#" + line if line.startswith("## ") else line)
+            lines.append("#" + line if line.startswith("#") else line)
     return lines
 
 

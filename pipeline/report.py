@@ -20,7 +20,7 @@ import numpy as np
 
 from models.fileio import atomic_write_bytes, sha1_of
 
-from .claims import both_eyes_row, claim_evidence, headline, referable
+from .claims import CLAIM_SCENARIOS, both_eyes_row, claim_evidence, headline, referable
 from .errors import InputError
 from .evaluated_runs import (data_summary, group, load_cv, load_external, load_runs,
                              read_npz, train_seconds, val_predictions)
@@ -90,8 +90,8 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     md += ["| %s | %s | %s | **%s** |" % row for row in rows]
     md += cv_progress(runs_root)
     decided = {r["claim"]: r for r in shown}
-    md += made_by([r for members in by_scenario.values() for r in members],
-                  [c for items in cv.values() for c in items])
+    md += made_by([r for s in CLAIM_SCENARIOS for r in by_scenario.get(s, [])],
+                  [c for s in CLAIM_SCENARIOS for c in cv.get(s, [])])
     if others:
         md += ["", "### The other evidence: the single test split, other designs", "",
                "Each claim's comparisons not in the table above (it shows the largest "

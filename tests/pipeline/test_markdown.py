@@ -18,7 +18,8 @@ def test_the_readme_gets_the_measured_part_between_its_markers(tmp_path):
     report.write_text("# Report\n\n## The post's claims\n\n| c |\n\n![roc](x.png)\n\n"
                       "## How much the unstated choices matter\n\n| robust |\n\n"
                       "### Every reading\n\nnot the details\n\n"
-                      "## Results per scenario\n\ntable\n\n## Where the network looks\n\n"
+                      "## Results per scenario\n\ntable\n\n### Five levels by cross-validation"
+                      "\n\nkappa on every image\n\n## Where the network looks\n\n"
                       "no gallery\n\n## Every run\n\nnot this\n")
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n<!-- results:begin -->\nthe typed table\n"
@@ -26,6 +27,7 @@ def test_the_readme_gets_the_measured_part_between_its_markers(tmp_path):
     update_readme(readme, report)
     text = readme.read_text()
     assert "the typed table" not in text and "### The post's claims" in text
+    assert "#### Five levels by cross-validation\n\nkappa on every image" in text
     assert "### Results per scenario" in text and "not this" not in text and "x.png" not in text
     assert "### How much the unstated choices matter\n\n| robust |" in text
     assert "not the details" not in text and "Every reading" not in text
