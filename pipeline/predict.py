@@ -134,17 +134,16 @@ def referral_of(run_dir, evaluation, uncertainty, refer):
     return json.loads(path.read_text()), cut, members
 
 
-def scorer(config, evaluation, input_shape, net, spec, referral):
+def scorer(config, evaluation, input_shape, net, spec, referral=None, members=()):
     """A function (images N x S x S x 3, names) -> (class probabilities N x C, samples
-    S x N of P(referable) or None): the run's evaluation, or, given ``referral``
-    (``referral_of``), its mean under MC dropout (seeded per image name as evaluation is)
-    or over the ensemble's seeds."""
+    S x N of P(referable) or None): the run's evaluation, or, given the ``referral``
+    evaluation and its ``members`` (``referral_of``), its mean under MC dropout (seeded
+    per image name as evaluation is) or over the ensemble's seeds."""
     crop, turns = input_shape[1], rotations(evaluation["settings"]["tta"])
     threshold = config.get("threshold", 2)
     if not referral:
         fn = googlenet.compile_forward(net, ["prob"])
         return lambda images, names: (tta_probs(fn, images, crop, turns), None)
-    referral, _, members = referral
     if referral["mode"] == "mc":
         from models.mc_dropout import compile_head, compile_trunk, dropout_below, mc_probs
         trunk, head = compile_trunk(net, spec), compile_head(net, spec)
@@ -172,14 +171,15 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
     one PNG per image; returns (the CSV path, images scored, files skipped, img/s).
     ``uncertainty``: ``mc:T`` or ``ensemble`` (the module docstring)."""
     config, evaluation, prep, spec, input_shape, net = load_run(run_dir)
-    referral = referral_of(run_dir, evaluation, uncertainty, refer) if uncertainty else None
+    referral, refer_at, members = (referral_of(run_dir, evaluation, uncertainty, refer)
+                                   if uncertainty else (None, None, ()))
     files, skipped = image_files(paths)
     for other in skipped:
         print("predict: skipped %s: not an image file" % other, file=sys.stderr)
     out = Path(out or "predictions-%s.csv" % Path(run_dir).resolve().name)
     crop = input_shape[1]
     threshold = config.get("threshold", 2)
-    score_of = scorer(config, evaluation, input_shape, net, spec, referral)
+    score_of = scorer(config, evaluation, input_shape, net, spec, referral, members)
     rows = referable_rows(num_classes(config), threshold)
     cam_fn = compile_cam(net, spec, rows) if heatmaps else None
     if heatmaps:
@@ -219,8 +219,8 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
     probs = np.concatenate(probs) if probs else np.zeros((0, num_classes(config)))
     if referral:
         samples = np.concatenate(samples, axis=1) if samples else np.zeros((2, 0))
-        point = dict(evaluation["operating_point"], cut=referral[0]["operating_point"]["cut"])
-        write_csv(out, names, probs, config, point, samples, referral[1])
+        point = dict(evaluation["operating_point"], cut=referral["operating_point"]["cut"])
+        write_csv(out, names, probs, config, point, samples, refer_at)
     else:
         write_csv(out, names, probs, config, evaluation["operating_point"])
     return out, len(names), failed, len(names) / seconds if seconds else 0.0
