@@ -188,11 +188,12 @@ report: $(DATASET) | $(STAMP)
 results: $(DATASET) | $(STAMP)
 	$(PY) -m pipeline report --runs $(RUNS) --data $(DATASET) --readme README.md
 
-# the folds of `make reproduce CV=$(FOLDS)` (RUNS/cv-kK) are reused, not trained again
+# the folder of `make reproduce CV=k`'s fold runs; `make cv` reuses those of FOLDS
+cv-sweep = $(RUNS)/cv-k$(1)
 cv: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS) \
 	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY)) \
-	  $(foreach d,$(wildcard $(RUNS)/cv-k$(FOLDS)),--reuse-from $(d))
+	  $(foreach d,$(wildcard $(call cv-sweep,$(FOLDS))),--reuse-from $(d))
 
 # every scenario the claims need (1 2 3 4 scratch) unless SCENARIO= names some; the
 # first line says what will run on which data and about how long
@@ -203,7 +204,7 @@ REPRODUCE_ARGS = $(subst --scenario $(SCENARIO),$(if $(filter command line envir
 # sweep in runs/cv-k5 (ENGINE=local|slurm, -jN; finished runs reused from runs/); the
 # claims are then decided on the pooled out-of-fold predictions of every image
 CV          ?=
-CV_RUNS      = $(RUNS)/cv-k$(CV)
+CV_RUNS      = $(call cv-sweep,$(CV))
 CV_SCENARIOS = $(if $(filter command line environment,$(origin SCENARIO)),$(SCENARIO),claims)
 reproduce-plan: | $(STAMP)
 	@$(PY) -m pipeline reproduce $(REPRODUCE_ARGS) --plan $(LABELS) $(if $(CV),--cv $(CV))
