@@ -25,10 +25,10 @@ import h5py
 
 from models.fileio import sha1_of
 
-from .config import flatten, load_scenario
+from .data.labels import find_inputs
 from .errors import InputError
-from .labels import find_inputs
-from .robustness import partners, reading_of, scenarios_of
+from .evidence.robustness import partners, reading_of, scenarios_of
+from .recipe.config import flatten, load_scenario
 from .sweep import write_plan
 
 AMBIGUITY_KEYS = {"name", "quote", "why", "partners", "reading"}

@@ -12,7 +12,7 @@ from .errors import InputError
 
 
 def cmd_forward(args):
-    from .inference import forward
+    from .learn.inference import forward
     outputs = forward(args.weights, args.blob, args.out, args.layers.split(","),
                       allow_missing=args.allow_missing)
     for name, value in outputs.items():
@@ -21,7 +21,7 @@ def cmd_forward(args):
 
 
 def cmd_classify(args):
-    from .inference import classify, default_synsets
+    from .learn.inference import classify, default_synsets
     synsets = args.synsets or default_synsets(args.weights)
     results, errors = classify(args.weights, args.images, synsets, top=args.top,
                                allow_missing=args.allow_missing)
@@ -62,7 +62,7 @@ def cmd_preprocess(args):
 
 
 def cmd_synthetic(args):
-    from .synthetic import make_dataset
+    from .data.synthetic import make_dataset
     rows = make_dataset(args.out, patients=args.patients, width=args.width, height=args.height,
                         seed=args.seed)
     print("%s: %d generated images" % (args.out, len(rows)))
@@ -70,7 +70,7 @@ def cmd_synthetic(args):
 
 
 def cmd_train(args):
-    from .config import load_scenario
+    from .recipe.config import load_scenario
     from .train import train
     config = load_scenario(args.scenario, args.set)
     run_dir = train(config, args.data, args.weights, args.runs, reuse=args.reuse, name=args.name,
@@ -82,8 +82,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from .evaluate import evaluate
-    from .referral import check_uncertainty, evaluate_referral
+    from .evaluate import check_uncertainty, evaluate, evaluate_referral
     if args.uncertainty:  # its bad input refused before any image is read
         check_uncertainty(args.run, args.data, args.uncertainty)
     evaluate(args.run, args.data, tta=args.tta, rule=args.operating_point,
@@ -95,7 +94,7 @@ def cmd_evaluate(args):
 
 
 def cmd_report(args):
-    from .markdown import update_readme
+    from .render.readme import update_readme
     from .report import write_report
     path = write_report(args.runs, args.data, resamples=args.resamples)
     if args.readme:
@@ -132,7 +131,7 @@ def cmd_kaggle_test(args):
 
 
 def cmd_reproduce(args):
-    from .claims import CLAIM_SCENARIOS
+    from .evidence.claims import CLAIM_SCENARIOS
     from .reproduce import plan, reproduce
     scenarios = args.scenario.replace(",", " ").split() if args.scenario else CLAIM_SCENARIOS
     if args.plan:
@@ -160,7 +159,7 @@ def cmd_sweep(args):
                                 args.weights, args.runs, args.set, tta=args.tta, **engine)
         print("%s: %d tasks planned" % (plan["runs"], len(plan["tasks"])))
     elif args.step == "plan":
-        from .claims import CLAIM_SCENARIOS
+        from .evidence.claims import CLAIM_SCENARIOS
         scenarios = CLAIM_SCENARIOS if args.scenarios == "claims" else args.scenarios.split()
         plan = sweep.make_plan(scenarios, args.folds, args.seeds, args.data,
                                args.weights, args.runs, args.set, tta=args.tta, **engine)
@@ -284,7 +283,7 @@ def parser():
                    help="keep an evaluation made after the model with the same settings")
     e.add_argument("--uncertainty", metavar="mc:T|ensemble",
                    help="also refer the most uncertain test images: T MC-dropout passes, or "
-                        "the seeds of the run's recipe (pipeline.referral)")
+                        "the seeds of the run's recipe (pipeline.learn.uncertainty)")
     add_statistics(e)
     e.set_defaults(func=cmd_evaluate)
 

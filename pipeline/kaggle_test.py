@@ -33,15 +33,15 @@ from tqdm import tqdm
 from models import googlenet
 from models.fileio import atomic_savez, atomic_write_bytes, exclusive, sha1_of
 
+from .data.dataset import rotations
+from .data.images import read_image
+from .data.labels import IMAGE_EXTS
+from .data.splits import patient_of
 from .errors import InputError
-from .evaluate import rotations
-from .grading import expected_grade, kappa_with_interval, levels_at
-from .images import read_image
-from .inference import tta_probs
-from .labels import IMAGE_EXTS
-from .metrics import referable_score
-from .splits import patient_of
-from .stats import RESAMPLES, bootstrap
+from .evidence.grading import expected_grade, kappa_with_interval, levels_at
+from .evidence.metrics import referable_score
+from .evidence.stats import RESAMPLES, bootstrap
+from .learn.inference import tta_probs
 
 CHUNK = 256
 USAGES = ("Public", "Private")

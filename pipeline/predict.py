@@ -10,7 +10,7 @@ expected level graded at the cut-points the run tuned on validation, as a Kaggle
 submission grades it) and ``p_level0..4``, and ``patient_referable`` (1 if either eye is referable) where
 both ``<id>_left`` and ``<id>_right`` of a patient are given.
 
-``--uncertainty mc:T|ensemble`` (``pipeline.referral``): the scores are the mean of T
+``--uncertainty mc:T|ensemble`` (``learn.uncertainty``, ``evidence.referral``): the scores are the mean of T
 MC-dropout passes (or of the seeds of the run's recipe), ``referable`` is decided at the
 cut the run's referral evaluation chose on validation for that mean, and the CSV adds
 ``uncertainty`` (the predictive entropy in bits), ``p_sd`` (the sd of the samples),
@@ -42,16 +42,15 @@ from models.cam import compile_cam, referable_rows
 from models.fileio import atomic_write_bytes
 from models.model_io import load_model
 
-from .config import num_classes
-from .dataset import caffe_batch, centre_crop
+from .data.dataset import caffe_batch, centre_crop, rotations
+from .data.images import read_image
+from .data.labels import IMAGE_EXTS
+from .data.splits import patient_of
 from .errors import InputError
-from .evaluate import rotations
-from .grading import expected_grade, levels_at
-from .images import read_image
-from .inference import tta_probs
-from .labels import IMAGE_EXTS
-from .metrics import referable_score
-from .splits import patient_of
+from .evidence.grading import expected_grade, levels_at
+from .evidence.metrics import referable_score
+from .learn.inference import tta_probs
+from .recipe.config import num_classes
 
 
 def load_run(run_dir):
@@ -119,7 +118,8 @@ def patient_decisions(names, decided):
 def referral_of(run_dir, evaluation, uncertainty, refer):
     """(the referral evaluation, its validation uncertainties' cut for ``refer``, the
     ensemble's members) of ``uncertainty``; InputError when it was not made."""
-    from .referral import DEFAULT_MEASURE, ensemble_of, label_of, parse_uncertainty, refer_cut
+    from .evidence.referral import DEFAULT_MEASURE, label_of, parse_uncertainty, refer_cut
+    from .learn.uncertainty import ensemble_of
     mode, passes = parse_uncertainty(uncertainty)
     if not 0 < refer < 1:
         raise InputError("REFER=%s: the fraction of images to refer must be in (0, 1)" % refer)
@@ -183,7 +183,7 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
     rows = referable_rows(num_classes(config), threshold)
     cam_fn = compile_cam(net, spec, rows) if heatmaps else None
     if heatmaps:
-        from .plots import plot_heatmap
+        from .render.plots import plot_heatmap
         os.makedirs(heatmaps, exist_ok=True)
     names, probs, samples, failed = [], [], [], len(skipped)
     start = time.perf_counter()
@@ -231,7 +231,7 @@ def write_csv(out, names, probs, config, point, samples=None, refer_at=None):
     P(referable) and, for a 5-level run, its tuned cut-points; under uncertainty, that of
     the referral evaluation); ``samples``: S x N P(referable) of the passes or seeds,
     ``refer_at``: the uncertainty from which an image is referred."""
-    from .referral import measures
+    from .evidence.referral import measures
     cut, cuts = point["cut"], point.get("cuts")
     score = referable_score(probs, config["target"], config.get("threshold", 2))
     decided = score >= cut

@@ -34,11 +34,11 @@ from tqdm import tqdm
 
 from models.fileio import exclusive, sha1_of
 
+from .data.images import read_image
+from .data.labels import find_inputs, read_labels
+from .data.splits import split_by_patient
+from .data.store import Partial, write_error_reason
 from .errors import InputError
-from .images import read_image
-from .labels import find_inputs, read_labels
-from .splits import split_by_patient
-from .store import Partial, write_error_reason
 
 
 def _work(task):

@@ -10,12 +10,11 @@ import os
 import sys
 from pathlib import Path
 
-from .config import load_scenario
-from .estimate import estimate_cv_seconds, estimate_seconds, split_counts
-from .evaluate import DEFAULT_RULE, evaluate
-from .claims import CLAIM_SCENARIOS
+from .evaluate import evaluate
+from .evidence.stats import DEFAULT_RULE, RESAMPLES
+from .recipe.config import load_scenario
+from .recipe.estimate import estimate_cv_seconds, estimate_seconds, split_counts
 from .report import write_report
-from .stats import RESAMPLES
 from .train import train
 
 #: the data ``make reproduce`` uses unless told otherwise
@@ -60,7 +59,7 @@ def plan(scenarios, overrides, data_path, seeds=(None,), tta=False, labels=None,
 def finished(config, data_path, weights, runs_root):
     """Whether a finished run of ``config`` on this data and weights is there to reuse."""
     from models.fileio import sha1_of
-    from .runs import finished_run
+    from .runs.rundir import finished_run
     if not runs_root or not os.path.isfile(data_path):
         return False
     pretrained = config.get("init", "pretrained") == "pretrained"

@@ -31,9 +31,9 @@ from pathlib import Path
 
 from models.fileio import atomic_write_bytes
 
-from .config import load_scenario
 from .errors import InputError
-from .runs import command_line, link_view
+from .recipe.config import load_scenario
+from .runs.rundir import command_line, link_view
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,7 +182,7 @@ def load_plan(runs):
 def prepare(runs):
     """Make the plan's extra datasets, then extract the features of every feature
     task's data and layer, once each."""
-    from .features import prepare_features
+    from .learn.features import prepare_features
     from .preprocess import preprocess
     plan = load_plan(runs)
     for item in plan.get("preprocess", []):

@@ -1,10 +1,10 @@
 """Train: the four transfer-learning scenarios (and ``scratch``), run as Caffe runs them.
 
-The config (``pipeline.config``, already validated) picks the method:
+The config (``recipe.config``, already validated) picks the method:
 ``finetune`` (2, 4, scratch; ``pipeline.finetune``) or ``features`` (1, 3;
 ``pipeline.features``). Everything that can be wrong with the inputs (data,
 weights, the weights against the network) is found before a run directory
-is made; then the run directory (``pipeline.runs``) is the unfinished one
+is made; then the run directory (``runs.rundir``) is the unfinished one
 started with the same config, data and weights, or a new one.
 
 A run directory ``runs/{scenario}-{timestamp}`` gets config.json,
@@ -18,12 +18,12 @@ from pathlib import Path
 
 from models.fileio import sha1_of
 
-from .config import num_classes
 from .errors import InputError
-from .features import build_features_net, features_dir, train_features
-from .finetune import build_finetune_net, finetune
-from .runs import (environment, finished_run, link_view, new_run_dir, open_run, point_latest,
-                   same_start)
+from .learn.features import build_features_net, features_dir, train_features
+from .learn.finetune import build_finetune_net, finetune
+from .recipe.config import num_classes
+from .runs.rundir import (environment, finished_run, link_view, new_run_dir, open_run,
+                          point_latest, same_start)
 
 
 def train(config, data_path, weights=None, runs_root="runs", progress=True, reuse=False,

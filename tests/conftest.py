@@ -13,7 +13,7 @@ import pytest
 from models import googlenet
 from models.caffe_import import caffe_shapes
 from models.caffemodel import spec_to_prototxt, write_caffemodel
-from pipeline.synthetic import make_dataset
+from pipeline.data.synthetic import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED", ROOT.parent / "shared")).resolve()

@@ -79,7 +79,7 @@ def test_the_makefile_exports_the_command_as_typed_for_the_runs_to_record():
                            "SCENARIO=1 3"], cwd=str(ROOT), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
-    from pipeline.runs import command_line
+    from pipeline.runs.rundir import command_line
     os.environ["DRT_MAKE_COMMAND"], saved = proc.stdout.strip(), os.environ.get(
         "DRT_MAKE_COMMAND")
     try:  # as the runs record it: the variables in the order they were typed

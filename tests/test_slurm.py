@@ -15,7 +15,7 @@ import time
 import pytest
 
 from pipeline.preprocess import preprocess
-from pipeline.synthetic import make_dataset
+from pipeline.data.synthetic import make_dataset
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slurm

@@ -51,7 +51,7 @@ NOTES = {"infer": "", "features": ", pool5/7x7_s1: scenario 1's extraction",
 def bench_theano(batches, repeats, prefix=""):
     """{prefix}infer / features / train / finetune img/s at each of ``batches``, and
     each function's compile time (a fresh cache's first compile is the cold one)."""
-    from pipeline.finetune import CLASSIFIERS, compile_training
+    from pipeline.learn.finetune import CLASSIFIERS, compile_training
     spec = googlenet.googlenet_spec(aux_heads=True)
     net = googlenet.build(spec)
     solver = {"solver": {"base_lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4}}
@@ -93,7 +93,7 @@ def bench_preprocess(count=48):
     import shutil
     import tempfile
     from pipeline.preprocess import preprocess
-    from pipeline.synthetic import fundus_image
+    from pipeline.data.synthetic import fundus_image
     tmp = tempfile.mkdtemp(prefix="drt-bench-")
     try:
         os.makedirs(os.path.join(tmp, "images"))
@@ -125,7 +125,7 @@ def bench_kaggle_test(count=32):
     import tempfile
     from pathlib import Path
     from pipeline.kaggle_test import predict_chunks
-    from pipeline.synthetic import fundus_image
+    from pipeline.data.synthetic import fundus_image
     tmp = Path(tempfile.mkdtemp(prefix="drt-bench-"))
     try:
         images = {}
@@ -200,7 +200,7 @@ def profile(batch, steps=3, top=14):
     """Theano's per-op profile of scenario 4's training step (conv1/conv2 frozen,
     aux heads), summed by op class: a table of share of the step, seconds per
     step and calls per step."""
-    from pipeline.finetune import CLASSIFIERS, compile_training
+    from pipeline.learn.finetune import CLASSIFIERS, compile_training
     rng = np.random.RandomState(0)
     x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
     y = rng.randint(0, 2, batch).astype(np.int32)
@@ -257,7 +257,7 @@ OP_CLASSES = dict(
 
 def train_step_only(batch, repeats):
     """One figure: img/s of the scenario-4 training step at ``batch`` (for scaling)."""
-    from pipeline.finetune import CLASSIFIERS, compile_training
+    from pipeline.learn.finetune import CLASSIFIERS, compile_training
     rng = np.random.RandomState(0)
     x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
     y = rng.randint(0, 2, batch).astype(np.int32)

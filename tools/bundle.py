@@ -164,7 +164,7 @@ def copy_project(dest):
 
 
 def build(out_dir):
-    from pipeline.runs import code_version
+    from pipeline.runs.rundir import code_version
     out_dir = Path(out_dir).resolve()
     work = out_dir / ("%s.build" % NAME)
     shutil.rmtree(work, ignore_errors=True)

@@ -19,8 +19,8 @@ import numpy as np
 import models  # noqa: F401  (Theano's flags for DEVICE, before Lasagne imports it)
 import lasagne
 from models.solver import learning_rate
-from pipeline.config import load_scenario, num_classes
-from pipeline.finetune import build_finetune_net, compile_training
+from pipeline.recipe.config import load_scenario, num_classes
+from pipeline.learn.finetune import build_finetune_net, compile_training
 
 
 def main(weights, out, perturb=0.0, steps=5, batch=8):

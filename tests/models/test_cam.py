@@ -110,8 +110,8 @@ def test_a_model_trained_on_lesions_looks_at_them(tmp_path):
     """A known answer: the map's maximum falls on the blob (within one map cell of its
     centre) on most positive validation images, over two seeds of data and training."""
     from models.model_io import load_model
-    from pipeline.config import load_scenario
-    from pipeline.dataset import Dataset
+    from pipeline.recipe.config import load_scenario
+    from pipeline.data.dataset import Dataset
     from pipeline.train import train
     inside = total = 0
     for seed in (0, 1):

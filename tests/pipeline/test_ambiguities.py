@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.ambiguities import load, plan
-from pipeline.claims import CLAIMS
+from pipeline.evidence.claims import CLAIMS
 from pipeline.errors import InputError
 from tests.conftest import ROOT
 from tests.pipeline.test_sweep import SWEEP_MINI

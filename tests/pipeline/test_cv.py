@@ -4,8 +4,8 @@ import json
 import numpy as np
 
 from pipeline.cv import cross_validate
-from pipeline.dataset import Dataset, fold_splits
-from pipeline.splits import kfold_by_patient, patient_of
+from pipeline.data.dataset import Dataset, fold_splits
+from pipeline.data.splits import kfold_by_patient, patient_of
 from tests.pipeline.test_evaluate import FEATURES_MINI
 from tests.pipeline.test_train import cv_h5 as data_h5  # noqa: F401  (module fixture)
 
@@ -36,7 +36,7 @@ def test_folds_keep_patients_whole_and_test_every_image_once():
 
 
 def test_cross_validation_pools_every_image_out_of_fold(data_h5, tmp_path, monkeypatch):  # noqa: F811
-    import pipeline.features as features
+    import pipeline.learn.features as features
     extractions = []
     original = features.googlenet.compile_forward
 
@@ -69,8 +69,8 @@ def test_another_design_gets_its_own_summary_and_claims_pair_only_equal_designs(
     before a 5-fold one was paired with it: every design is kept apart, and a claim pairs
     only CVs of the same folds, fold assignment, positive class, TTA and rule."""
     from models.fileio import sha1_of
-    from pipeline.claims import claim_rows
-    from pipeline.evaluated_runs import load_cv
+    from pipeline.evidence.claims import claim_rows
+    from pipeline.runs.evaluated import load_cv
     kwargs = dict(resamples=50, progress=False)
     plain = cross_validate("1", TOP_MINI, data_h5, None, str(tmp_path), folds=3, **kwargs)
     svm = cross_validate("1", TOP_MINI + ["classifier=svm"], data_h5, None, str(tmp_path),
@@ -95,7 +95,7 @@ def test_another_design_gets_its_own_summary_and_claims_pair_only_equal_designs(
 def test_the_folds_never_repoint_the_scenarios_latest_run(data_h5, tmp_path):  # noqa: F811
     """`make cv SCENARIO=1` pointed runs/1-latest at its last fold, so `make evaluate
     RUN=runs/1-latest` then evaluated one fold."""
-    from pipeline.config import load_scenario
+    from pipeline.recipe.config import load_scenario
     from pipeline.train import train
     own = train(load_scenario("1", TOP_MINI), data_h5, runs_root=str(tmp_path), progress=False)
     assert (tmp_path / "1-latest").resolve() == own.resolve()

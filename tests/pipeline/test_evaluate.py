@@ -7,14 +7,14 @@ import pytest
 
 from models import googlenet
 from models.model_io import load_model
-from pipeline.config import load_scenario
-from pipeline.dataset import Dataset
+from pipeline.recipe.config import load_scenario
+from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
 from pipeline.evaluate import evaluate
-from pipeline.inference import predict
+from pipeline.learn.inference import predict
 from pipeline.preprocess import preprocess
-from pipeline.stats import choose_cut
-from pipeline.synthetic import make_dataset
+from pipeline.evidence.stats import choose_cut
+from pipeline.data.synthetic import make_dataset
 from pipeline.train import train
 from tests.pipeline.test_train import data_h5  # noqa: F401  (module fixture)
 
@@ -86,7 +86,7 @@ def test_an_external_evaluation_with_another_tta_leaves_the_runs_validation_scor
     """Ensembles and both-eye fusion read the run's validation scores: they must stay
     those of the run's own (4-rotation) evaluation when external data is evaluated
     without TTA, which needs its own validation scores for its operating point."""
-    from pipeline.evaluated_runs import load_run, val_predictions
+    from pipeline.runs.evaluated import load_run, val_predictions
     evaluate(features_run, data_h5, tta=True, resamples=50, progress=False)
     before = val_predictions(load_run(features_run))
     make_dataset(str(tmp_path / "other"), patients=10, width=320, height=240, seed=4)
@@ -106,7 +106,7 @@ def test_an_external_evaluation_with_another_tta_leaves_the_runs_validation_scor
 def test_a_five_level_run_gets_kappa_at_cut_points_tuned_on_validation(data_h5, tmp_path):  # noqa: F811
     """The cut-points are tune_cuts' on the validation split's expected levels, computed
     here independently, and the report shows Kaggle's yardstick with them."""
-    from pipeline.grading import expected_grade, kappa, levels_at, tune_cuts
+    from pipeline.evidence.grading import expected_grade, kappa, levels_at, tune_cuts
     from pipeline.report import write_report
     from tests.pipeline.test_train import MINI
     run = train(load_scenario("4-levels", MINI), data_h5, runs_root=str(tmp_path),

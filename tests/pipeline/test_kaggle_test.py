@@ -12,13 +12,13 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.config import load_scenario
+from pipeline.recipe.config import load_scenario
 from pipeline.errors import InputError
 from pipeline.evaluate import evaluate
-from pipeline.grading import kappa
+from pipeline.evidence.grading import kappa
 from pipeline.kaggle_test import check_submission, kaggle_test, read_solution
 from pipeline.preprocess import preprocess
-from pipeline.synthetic import make_dataset
+from pipeline.data.synthetic import make_dataset
 from pipeline.train import train
 from tests.conftest import ROOT
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import load_scenario
+from pipeline.recipe.config import load_scenario
 from pipeline.evaluate import evaluate
 from pipeline.preprocess import preprocess
 from pipeline.train import train
@@ -137,7 +137,7 @@ def dropout_run(synthetic_dir, tmp_path_factory):
     """A GoogLeNet run with dropout below its classifier (scenario 4, random weights, one
     epoch of the classifier alone), evaluated, with a 5-pass MC-dropout referral and one
     of the ensemble of it and its seed-1 twin."""
-    from pipeline.referral import evaluate_referral
+    from pipeline.evaluate import evaluate_referral
     d = tmp_path_factory.mktemp("predict_mc")
     preprocess(str(synthetic_dir), str(d / "data.h5"), size=256, progress=False)
     run, other = [train(load_scenario("4", ["init=random", "epochs=1", "batch_size=8",

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline import preprocess as pp
-from pipeline.synthetic import make_dataset
+from pipeline.data.synthetic import make_dataset
 from tests.conftest import ROOT, fill, small_filesystem
 
 

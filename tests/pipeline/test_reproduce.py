@@ -1,7 +1,7 @@
 """reproduce never reports a run made with other settings."""
 import json
 
-from pipeline.config import load_scenario
+from pipeline.recipe.config import load_scenario
 from pipeline.reproduce import reproduce
 from pipeline.train import train
 from tests.pipeline.test_train import MINI, cv_h5, data_h5  # noqa: F401  (module fixtures)

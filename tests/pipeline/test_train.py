@@ -15,10 +15,10 @@ from models import googlenet
 from models.caffe_import import load_blobs
 from models.caffemodel import CaffeModelError
 from models.model_io import load_model
-from pipeline import dataset
+from pipeline.data import dataset
 from pipeline.preprocess import preprocess
-from pipeline.synthetic import make_dataset
-from pipeline.config import load_scenario
+from pipeline.data.synthetic import make_dataset
+from pipeline.recipe.config import load_scenario
 from pipeline.train import train
 from tests.conftest import ROOT, fill, opencv_forward, small_filesystem
 
@@ -90,7 +90,7 @@ def test_frozen_layers_stay_at_their_initial_values(data_h5, reference_run, tmp_
 
 KILL_SCRIPT = """
 import os, signal, sys
-import pipeline.dataset as d
+import pipeline.data.dataset as d
 original, calls = d.Dataset.batch, [0]
 def batch(self, *args, **kwargs):
     calls[0] += 1
@@ -212,7 +212,7 @@ def test_disk_full_while_training_is_one_line_and_the_rerun_finishes(data_h5, tm
 
 
 def test_flips_are_drawn_last_about_half_the_time_and_only_when_asked(data_h5):  # noqa: F811
-    from pipeline.finetune import epoch_plan
+    from pipeline.learn.finetune import epoch_plan
     config = load_scenario("4", MINI)
     train_split = dataset.open_split(data_h5, "train", config)
     plain = epoch_plan(config, train_split, 2, 50)

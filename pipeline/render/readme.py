@@ -1,0 +1,49 @@
+"""The README's results section, rewritten from the report's Markdown (``make results``):
+the sections a reader of the README needs, between its results markers."""
+from pathlib import Path
+
+from models.fileio import atomic_write_bytes
+
+from ..errors import InputError
+
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+#: the report's sections the README shows (the headline results), each up to its first
+#: ``###`` subsection; the per-run and per-scenario tables stay in the report
+README_SECTIONS = ("The post's claims", "How much the unstated choices matter",
+                   "Five levels, as Kaggle scored them", "Kaggle's test set",
+                   "Referring what the network is unsure of")
+#: subsections the README keeps too (within a section it keeps)
+README_SUBSECTIONS = ("Five levels by cross-validation",)
+
+
+def readme_part(text):
+    """The lines of ``README_SECTIONS`` in report Markdown ``text``, in its order, each
+    section up to its first subsection other than ``README_SUBSECTIONS``, headings one
+    level down, images left out."""
+    lines, keep, section = [], False, False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            keep = section = line[3:].strip() in README_SECTIONS
+        elif line.startswith("### "):
+            keep = section and line[4:].strip() in README_SUBSECTIONS
+        if keep and not line.startswith("!["):
+            lines.append("#" + line if line.startswith("#") else line)
+    return lines
+
+
+def update_readme(readme, report_md):
+    """Replace what stands between the results markers of ``readme`` with the
+    measured part of the report (``readme_part``: the claims, their robustness to
+    the post's ambiguities, five levels, Kaggle's test set, referral)."""
+    readme, text = Path(readme), Path(report_md).read_text()
+    lines = readme_part(text)
+    page = readme.read_text()
+    if README_BEGIN not in page or README_END not in page:
+        raise InputError("%s: no %s ... %s markers to write the results between"
+                         % (readme, README_BEGIN, README_END))
+    head, rest = page.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    body = "\n".join(["", "*Written by `make results` from %s.*" % Path(report_md).name, ""]
+                     + lines).rstrip() + "\n"
+    atomic_write_bytes(readme, (head + README_BEGIN + body + README_END + tail).encode())

@@ -1,0 +1,46 @@
+"""pipeline.render.plots: the heatmap's upsampling by hand, and the PNGs it writes."""
+import numpy as np
+
+from pipeline.render.plots import plot_gallery, plot_heatmap, upsample_map
+
+
+def test_upsampling_keeps_a_constant_and_the_order_of_cells():
+    np.testing.assert_allclose(upsample_map(np.full((7, 7), 2.5), 224), 2.5, rtol=1e-6)
+    up = upsample_map(np.array([[0.0, 1.0], [0.0, 1.0]]), 8)
+    assert up.shape == (8, 8)
+    assert (up[:, 0] == 0).all() and (up[:, -1] == 1).all()  # the cell centres' values
+    assert (np.diff(up[3]) >= 0).all()  # monotone between them
+
+
+def test_heatmap_and_gallery_are_pngs(tmp_path):
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    cam = np.arange(16, dtype=np.float32).reshape(4, 4) - 8
+    plot_heatmap(rgb, cam, str(tmp_path / "h.png"), "one")
+    plot_gallery([("true positive", [(rgb, cam, "a")]), ("false negative", [(rgb, -cam, "b"),
+                                                                          (rgb, cam, "c")])],
+                 str(tmp_path / "g.png"), "two")
+    for name in ("h.png", "g.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_interval_plot_puts_each_row_at_its_value(tmp_path):
+    from PIL import Image
+
+    import matplotlib.pyplot as plt
+    from pipeline.render.plots import plot_intervals
+    drawn = {}
+    real = plt.Axes.errorbar
+
+    def spy(ax, x, y, **kw):
+        drawn.update(x=np.asarray(x), y=np.asarray(y), xerr=np.asarray(kw["xerr"]))
+        return real(ax, x, y, **kw)
+    plt.Axes.errorbar = spy
+    try:
+        plot_intervals([("a", 0.9, (0.8, 0.95)), ("b", 0.7, (0.6, 0.72))],
+                       str(tmp_path / "i.png"), "AUC", "t", reference=0.9)
+    finally:
+        plt.Axes.errorbar = real
+    np.testing.assert_allclose(drawn["x"], [0.9, 0.7])
+    assert drawn["y"].tolist() == [1, 0]  # the first row on top
+    np.testing.assert_allclose(drawn["xerr"], [[0.1, 0.1], [0.05, 0.02]])
+    assert Image.open(tmp_path / "i.png").size[1] > 50

@@ -1,0 +1,32 @@
+"""pipeline.render.readme: the README's results section rewritten from a report."""
+import pytest
+
+from pipeline.errors import InputError
+from pipeline.render.readme import update_readme
+
+
+def test_the_readme_gets_the_measured_part_between_its_markers(tmp_path):
+    report = tmp_path / "report-data.md"
+    report.write_text("# Report\n\n## The post's claims\n\n| c |\n\n![roc](x.png)\n\n"
+                      "## How much the unstated choices matter\n\n| robust |\n\n"
+                      "### Every reading\n\nnot the details\n\n"
+                      "## Results per scenario\n\ntable\n\n## Five levels, as Kaggle scored them"
+                      "\n\nsplit\n\n### Five levels by cross-validation"
+                      "\n\nkappa on every image\n\n## Where the network looks\n\n"
+                      "no gallery\n\n## Every run\n\nnot this\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- results:begin -->\nthe typed table\n"
+                      "<!-- results:end -->\n\nrest\n")
+    update_readme(readme, report)
+    text = readme.read_text()
+    assert "the typed table" not in text and "### The post's claims" in text
+    assert "#### Five levels by cross-validation\n\nkappa on every image" in text
+    assert "Results per scenario" not in text and "table" not in text  # in the report only
+    assert "not this" not in text and "x.png" not in text
+    assert "### How much the unstated choices matter\n\n| robust |" in text
+    assert "not the details" not in text and "Every reading" not in text
+    assert "no gallery" not in text and "Where the network" not in text
+    assert text.endswith("rest\n")
+    readme.write_text("# no markers\n")
+    with pytest.raises(InputError, match="no <!-- results:begin --> ... <!-- results:end -->"):
+        update_readme(readme, report)
