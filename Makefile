@@ -2,7 +2,7 @@
 # Every target depends on the virtual environment, which `make install` builds.
 
 # the command as its user typed it (the outermost make's goals and variables), recorded
-# beside every result it makes (pipeline.runs.command_line)
+# beside every result it makes (pipeline.runs.rundir.command_line)
 ifndef DRT_MAKE_COMMAND
 export DRT_MAKE_COMMAND := make $(MAKECMDGOALS) $(MAKEOVERRIDES)
 endif
@@ -74,6 +74,7 @@ help:
 	@echo "  make test-slurm  a real one-node SLURM runs a small sweep (root on Debian)"
 	@echo "  make test-bundle the offline GPU bundle, built and run on the CPU"
 	@echo "  make test-gpu    the GPU tests (DEVICE=cuda; one line and exit 0 without a GPU)"
+	@echo "  make test-cuda-compile  every CUDA kernel through NVRTC 13.0 and ptxas (sm_90), no GPU"
 	@echo "  make bundle      one tarball for an offline GPU machine (docs/GPU.md)"
 	@echo "  make device-check DEVICE=cuda: is the GPU usable (one line if not)"
 	@echo "  make bench       speed figures and the BLAS kernel; TORCH=1 adds PyTorch's"

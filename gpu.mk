@@ -59,3 +59,28 @@ test-gpu: $(STAMP)
 	  DEVICE=$(GPU_DEVICE) SHARED=$(SHARED) $(PY) -m pytest -q tests/models/test_caffe_ops.py tests/models/test_layers.py && \
 	  DEVICE=$(GPU_DEVICE) SHARED=$(SHARED) $(PY) -m pytest -q -m gpu tests/gpu; \
 	else echo "test-gpu: skipped, no GPU usable: $${reason#error: }"; fi
+
+# CUDA as far as it can be checked without a GPU: every kernel of the CUDA graphs
+# compiled by NVRTC 13.0 (compute_90) and ptxas 13.0 (sm_90) through Debian's
+# libgpuarray on a stand-in driver (tools/cuda_compile.py, docs/GPU.md); the pinned
+# wheels go to build/cuda-compile/site, not .venv. Its table, then its tests.
+.PHONY: test-cuda-compile
+CUDA_COMPILE := build/cuda-compile
+test-cuda-compile: $(STAMP)
+	@if ! [ -d /usr/lib/python3/dist-packages/pygpu ] || ! [ -e /usr/lib/libgpuarray.so.3 ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing python3-pygpu libgpuarray3 libgpuarray-dev (Debian)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends python3-pygpu libgpuarray3 libgpuarray-dev; \
+	  else echo "test-cuda-compile: needs Debian's python3-pygpu libgpuarray3 (apt-get, as root)"; \
+	    exit 1; fi; \
+	fi
+	@if ! cmp -s requirements-cuda-compile.txt $(CUDA_COMPILE)/site/.requirements; then \
+	  rm -rf $(CUDA_COMPILE)/site && \
+	  $(PY) -m pip install -q --no-deps --target $(CUDA_COMPILE)/site \
+	    -r requirements-cuda-compile.txt && \
+	  cp requirements-cuda-compile.txt $(CUDA_COMPILE)/site/.requirements; \
+	fi
+	$(PY) -m tools.cuda_compile --json $(CUDA_COMPILE)/report.json
+	DRT_CUDA_COMPILE=1 DRT_CUDA_COMPILE_REPORT=$(CUDA_COMPILE)/report.json \
+	  $(PY) -m pytest -q -m cuda_compile tests/tools/test_cuda_compile.py
