@@ -58,7 +58,7 @@ help:
 	@echo "  make weights     download the BVLC GoogLeNet weights to $(WEIGHTS)"
 	@echo "  make train       SCENARIO=4 [SEEDS=0,1,2 LR=0.0005 EPOCHS=20 SET='key=value ...']"
 	@echo "  make evaluate    [RUN=runs/4-latest DATA=other_dir: external validation] [TTA=0]"
-	@echo "                   [UNCERTAINTY=mc:20|ensemble]: referral curves of the uncertain images"
+	@echo "                   [UNCERTAINTY=mc:20|ensemble MEASURE=entropy|sd]: referral of the uncertain"
 	@echo "  make predict     RUN=runs/4-latest IMAGES='dir a.jpeg' [OUT=f.csv HEATMAPS=dir]: screen"
 	@echo "                   [UNCERTAINTY=mc:20|ensemble REFER=0.2]: refer the uncertain images"
 	@echo "  make kaggle-test RUN=runs/4-levels-latest DATA=test_dir [SOLUTION=f.csv]: submission"
@@ -169,13 +169,13 @@ train: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 # UNCERTAINTY=mc:T|ensemble: also the referral of the most uncertain test images
 evaluate: $(DEVICE_CHECK) $(DATASET) | $(STAMP)
 	$(PY) -m pipeline evaluate --run $(RUN) --data $(DATASET) --reuse $(STATS_ARGS) \
-	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY))
+	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY)) $(if $(MEASURE),--measure $(MEASURE))
 
 # RUN=runs/4-latest IMAGES='folder a.jpeg' [OUT=file.csv] [HEATMAPS=dir]: screen new images
 # [UNCERTAINTY=mc:T|ensemble [REFER=0.2]]: uncertainty and refer_to_grader columns
 predict: $(DEVICE_CHECK) | $(STAMP)
 	$(PY) -m pipeline predict --run $(RUN) $(IMAGES) $(if $(OUT),--out $(OUT)) \
-	  $(if $(HEATMAPS),--heatmaps $(HEATMAPS)) $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY)) \
+	  $(if $(HEATMAPS),--heatmaps $(HEATMAPS)) $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY)) $(if $(MEASURE),--measure $(MEASURE)) \
 	  $(if $(REFER),--refer $(REFER))
 
 # RUN=runs/4-levels-latest DATA=<Kaggle's test images> [SOLUTION=retinopathy_solution.csv]
@@ -193,7 +193,7 @@ results: $(DATASET) | $(STAMP)
 cv-sweep = $(RUNS)/cv-k$(1)
 cv: $(DEVICE_CHECK) $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline cv $(TRAIN_ARGS) --folds $(FOLDS) $(STATS_ARGS) \
-	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY)) \
+	  $(if $(UNCERTAINTY),--uncertainty $(UNCERTAINTY)) $(if $(MEASURE),--measure $(MEASURE)) \
 	  $(foreach d,$(wildcard $(call cv-sweep,$(FOLDS))),--reuse-from $(d))
 
 # every scenario the claims need (1 2 3 4 scratch) unless SCENARIO= names some; the

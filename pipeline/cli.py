@@ -82,14 +82,18 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from .evaluate import check_uncertainty, evaluate, evaluate_referral
+    from .evaluate import evaluate
+    from .evidence.referral import check_measure
+    from .referral import check_uncertainty, evaluate_referral
     if args.uncertainty:  # its bad input refused before any image is read
         check_uncertainty(args.run, args.data, args.uncertainty)
+        check_measure(args.measure)
     evaluate(args.run, args.data, tta=args.tta, rule=args.operating_point,
              resamples=args.resamples, reuse=args.reuse)
     if args.uncertainty:
         evaluate_referral(args.run, args.data, args.uncertainty, tta=args.tta,
-                          rule=args.operating_point, resamples=args.resamples, reuse=args.reuse)
+                          rule=args.operating_point, resamples=args.resamples, reuse=args.reuse,
+                          measure=args.measure)
     return 0
 
 
@@ -108,6 +112,7 @@ def cmd_cv(args):
     done = cross_validate(args.scenario, args.set, args.data, args.weights, args.runs,
                           folds=args.folds, tta=args.tta, rule=args.operating_point,
                           resamples=args.resamples, uncertainty=args.uncertainty,
+                          measure=args.measure,
                           reuse_from=args.reuse_from)
     return 0 if done is not None else 130
 
@@ -115,7 +120,8 @@ def cmd_cv(args):
 def cmd_predict(args):
     from .predict import predict_files
     out, scored, skipped, rate = predict_files(args.run, args.paths, args.out, args.heatmaps,
-                                               uncertainty=args.uncertainty, refer=args.refer)
+                                               uncertainty=args.uncertainty, refer=args.refer,
+                                               measure=args.measure)
     print("predict: %d images scored, %d files skipped, %.1f img/s%s; %s" % (
         scored, skipped, rate, " with heatmaps in %s" % args.heatmaps if args.heatmaps else "",
         out))
@@ -211,6 +217,12 @@ ALLOW_MISSING = ("accept a .caffemodel that lacks some of GoogLeNet's layers (th
                  "Caffe's fillers); without it such a file is an error")
 
 
+def add_measure(p):
+    p.add_argument("--measure", default="entropy", choices=("entropy", "sd"),
+                   help="the uncertainty that refers: the predictive entropy of the mean "
+                        "P(referable) (default) or the passes' or seeds' sd (Leibig 2017)")
+
+
 def parser():
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -283,7 +295,9 @@ def parser():
                    help="keep an evaluation made after the model with the same settings")
     e.add_argument("--uncertainty", metavar="mc:T|ensemble",
                    help="also refer the most uncertain test images: T MC-dropout passes, or "
-                        "the seeds of the run's recipe (pipeline.learn.uncertainty)")
+                        "the seeds of the run's recipe (pipeline.learn.uncertainty); on other "
+                        "data, at the run's own validation cuts")
+    add_measure(e)
     add_statistics(e)
     e.set_defaults(func=cmd_evaluate)
 
@@ -300,6 +314,7 @@ def parser():
     v.add_argument("--folds", type=int, default=5)
     v.add_argument("--uncertainty", metavar="mc:T|ensemble",
                    help="also the referral of the pooled out-of-fold images")
+    add_measure(v)
     v.add_argument("--reuse-from", action="append", default=[], metavar="DIR",
                    help="a fold reuses a finished run of its config found in this folder "
                         "too (make reproduce CV=k's runs/cv-kK; repeatable)")
@@ -347,6 +362,7 @@ def parser():
     pr.add_argument("--refer", type=float, default=0.2,
                     help="the fraction of validation images whose uncertainty would be "
                          "referred sets the referral cut (default 0.2)")
+    add_measure(pr)
     pr.set_defaults(func=cmd_predict)
 
     kt = sub.add_parser("kaggle-test", help="Kaggle's test set: submission.csv, and its score "

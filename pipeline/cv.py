@@ -15,7 +15,6 @@ folds (``pipeline.features`` caches them for every image of the data).
 """
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import h5py
@@ -24,13 +23,13 @@ import numpy as np
 from models.fileio import atomic_savez, atomic_write_bytes, sha1_of
 
 from .data.splits import kfold_by_patient
-from .evaluate import evaluate, evaluate_referral
+from .evaluate import evaluate
 from .evidence.grading import cv_grading
-from .evidence.referral import (DEFAULT_MEASURE, HEADLINE, MEASURES, check_planned, describe,
-                                headline_text, label_of, referral_curves)
+from .evidence.referral import check_planned
 from .evidence.stats import DEFAULT_RULE, METRICS, RESAMPLES, bootstrap
 from .recipe.config import load_scenario
-from .render.plots import plot_referral, plot_roc
+from .referral import cv_referral
+from .render.plots import plot_roc
 from .runs.evaluated import overrides_of, read_npz
 from .runs.rundir import command_line, val_predictions_path
 from .train import train
@@ -97,7 +96,7 @@ def check_folds(data_path, folds, configs):
 
 def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", folds=5, tta=False,
                    rule=DEFAULT_RULE, resamples=RESAMPLES, progress=True, uncertainty=None,
-                   reuse_from=()):
+                   reuse_from=(), measure="entropy"):
     """Train (or reuse: from ``runs_root`` or the folders ``reuse_from``) and evaluate
     every fold, then write the summary; returns its dict.
     ``uncertainty`` (``mc:T``, ``ensemble``): also the referral of the pooled out-of-fold
@@ -156,57 +155,5 @@ def cross_validate(scenario, overrides, data_path, weights, runs_root="runs", fo
                            auc["ci"][0], auc["ci"][1], summary["images"]))
     if uncertainty:
         cv_referral(out, runs, data_path, uncertainty, tta=tta, rule=rule, resamples=resamples,
-                    progress=progress)
+                    progress=progress, measure=measure)
     return summary
-
-
-def cv_referral(out_dir, runs, data_path, uncertainty, tta=False, rule=None,
-                resamples=RESAMPLES, seed=0, progress=True):
-    """The referral of the pooled out-of-fold test images of a cross-validation's fold
-    ``runs`` (each evaluated by ``evaluate_referral``, reused when made alike): every
-    image scored by the fold that held it out, decided at that fold's cut and referred at
-    that fold's referral cut; written into ``out_dir`` (the CV's summary folder) as for a
-    run. Returns the dict."""
-    started = time.perf_counter()
-    folds = [evaluate_referral(run, data_path, uncertainty, tta=tta, rule=rule,
-                               resamples=resamples, seed=seed, reuse=True, progress=progress)
-             for run in runs]
-    label = label_of(folds[0]["mode"], folds[0]["count"], tta)
-    parts = [read_npz(Path(run) / (label + ".npz")) for run in runs]
-    pooled = {k: np.concatenate([p["test_" + k] for p in parts])
-              for k in ("p", "sd", "entropy", "names", "levels", "patients")}
-    each = [len(p["test_p"]) for p in parts]
-    cuts = np.repeat([f["operating_point"]["cut"] for f in folds], each)
-    refer_at = np.repeat([f["refer"]["cut"] for f in folds], each)
-    truth = pooled["levels"] >= json.loads((Path(runs[0]) / "config.json").read_text()).get(
-        "threshold", 2)
-    result = referral_curves(pooled["p"], truth, cuts, {m: pooled[m] for m in MEASURES},
-                             pooled["patients"], resamples, seed)
-    referred = pooled[DEFAULT_MEASURE] >= refer_at
-    summary = json.loads((Path(out_dir) / "summary.json").read_text())
-    result.update({
-        "cv": str(out_dir), "folds": len(runs), "scenario": summary["scenario"],
-        "design_sha1": summary["design_sha1"], "data": str(Path(data_path).resolve()),
-        "mode": folds[0]["mode"], "count": folds[0]["count"], "members": [str(r) for r in runs],
-        "measure": DEFAULT_MEASURE, "command": command_line(), "n": int(len(truth)),
-        "patients": len(set(pooled["patients"].tolist())),
-        "settings": dict(folds[0]["settings"], data_sha1=sha1_of(data_path), members=[
-            Path(r).name for r in runs]),
-        "operating_point": {"rule": folds[0]["operating_point"]["rule"],
-                            "target": folds[0]["operating_point"]["target"],
-                            "cuts": [f["operating_point"]["cut"] for f in folds]},
-        "refer": {"fraction": HEADLINE, "cuts": [f["refer"]["cut"] for f in folds],
-                  "test_referred": int(referred.sum()),
-                  "levels_referred": np.bincount(pooled["levels"][referred],
-                                                 minlength=5).tolist(),
-                  "levels_kept": np.bincount(pooled["levels"][~referred], minlength=5).tolist()},
-    })
-    out_dir = Path(out_dir)
-    atomic_savez(out_dir / (label + ".npz"), **{"test_" + k: v for k, v in pooled.items()},
-                 test_cut=cuts, test_refer_at=refer_at)
-    plot_referral(result, str(out_dir / (label + ".png")), "%s, %d-fold CV, out of fold, %s "
-                  "(%d images)" % (out_dir.name, len(runs), describe(result), len(truth)))
-    result["seconds"] = time.perf_counter() - started
-    atomic_write_bytes(out_dir / (label + ".json"), json.dumps(result, indent=2).encode())
-    print("referral %s: %s" % (out_dir.name, headline_text(result)))
-    return result

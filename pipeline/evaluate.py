@@ -28,13 +28,9 @@ from .data.dataset import Dataset, open_split, rotations
 from .errors import InputError
 from .evidence.grading import expected_grade, grading, tune_cuts
 from .evidence.metrics import referable_decision, referable_score, screening_metrics
-from .evidence.referral import (DEFAULT_MEASURE, HEADLINE, MEASURES, describe, headline_text,
-                                label_of, measures, parse_uncertainty, refer_cut, referral_curves)
 from .evidence.stats import DEFAULT_RULE, RESAMPLES, bootstrap, choose_cut
 from .learn.inference import predict
-from .learn.uncertainty import check_mc, ensemble_of, mc_samples
-from .render.plots import plot_confusion, plot_referral, plot_reliability, plot_roc
-from .runs.evaluated import read_npz
+from .render.plots import plot_confusion, plot_reliability, plot_roc
 from .runs.rundir import command_line, val_predictions_path
 
 #: what an evaluation.json holds changed (validation scores kept per TTA, undefined
@@ -54,6 +50,29 @@ def check_same_preprocessing(data_path, train_path):
     if ours != theirs:
         raise InputError("%s: preprocessed with %s, the run's training data with %s; run "
                          "preprocess with the same --size/--lcn" % (data_path, ours, theirs))
+
+
+def check_disjoint(run_dir, env, data_path):
+    """InputError when other data ``data_path`` shares an image with the run's own data
+    (any split: what it learnt from, chose its cuts on, or was tested on), by name or by
+    its preprocessed pixels."""
+    from .data.store import pixels_sha1
+    seen = {}
+    own = Dataset(env["data"], "all")
+    for k, name in enumerate(own.names):
+        seen[name] = name
+        seen[pixels_sha1(own.images([k])[0])] = name
+    own.close()
+    other = Dataset(data_path, "all")
+    shared = [(name, seen.get(name) or seen.get(pixels_sha1(other.images([k])[0])))
+              for k, name in enumerate(other.names)]
+    other.close()
+    shared = [(a, b) for a, b in shared if b]
+    if shared:
+        raise InputError("%s: %d image(s) also in the data of run %s (e.g. %s as %s): "
+                         "external validation needs images the run never saw"
+                         % (data_path, len(shared), Path(run_dir).name, shared[0][0],
+                            shared[0][1]))
 
 
 def decisions(probs, levels, config):
@@ -126,6 +145,7 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
             return previous
     if external:
         check_same_preprocessing(data_path, env["data"])
+        check_disjoint(run_dir, env, data_path)
     started = time.perf_counter()
     _, input_shape, net = load_model(str(model))
     fn = googlenet.compile_forward(net, ["prob"])
@@ -184,108 +204,3 @@ def summary_line(result):
     return "argmax: %s; at cut %.3f: %s" % (part(result["argmax"]),
                                              result["operating_point"]["cut"],
                                              part(result["at_operating_point"]))
-
-
-def ensemble_samples(members, data_path, tta, rule, resamples, split_file):
-    """seeds x N samples of P(referable) from each member's own evaluation (made, or
-    reused, with these settings): ``split_file`` "test" (predictions.npz) or "val"."""
-    from .evidence.combine import aligned
-    got = []
-    for member in members:
-        evaluate(member, data_path, tta=tta, rule=rule, resamples=resamples, reuse=True)
-        path = member / "predictions.npz" if split_file == "test" else \
-            val_predictions_path(member, tta)
-        got.append(read_npz(path))
-    names = list(got[0]["names"])
-    try:
-        if any(len(g["names"]) != len(names) for g in got):
-            raise KeyError(names[0])
-        got = [aligned(g, names) for g in got]
-    except KeyError:
-        raise InputError("%s: the seeds were evaluated on other images" % members[0].parent)
-    return np.array([g["score"] for g in got]), got[0]
-
-
-def check_uncertainty(run_dir, data_path, uncertainty):
-    """(mode, passes or seeds, member runs) of ``uncertainty`` for ``run_dir`` on
-    ``data_path``; each problem one InputError, before any image is read."""
-    mode, passes = parse_uncertainty(uncertainty)
-    run_dir = Path(run_dir).resolve()
-    if not (run_dir / "model.npz").exists():
-        raise InputError("%s: no trained model (run make train)" % (run_dir / "model.npz"))
-    if not Path(data_path).is_file():
-        raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data_path)
-    env = json.loads((run_dir / "environment.json").read_text())
-    if sha1_of(data_path) != env["data_sha1"]:
-        raise InputError("%s: not the data run %s trained on: referral is evaluated on the "
-                         "run's own test split" % (data_path, run_dir.name))
-    if mode == "mc":
-        check_mc(run_dir)
-        return mode, passes, [run_dir]
-    members = ensemble_of(run_dir)
-    return mode, len(members), members
-
-
-def evaluate_referral(run_dir, data_path, uncertainty, tta=False, rule=None,
-                      resamples=RESAMPLES, seed=0, reuse=False, progress=True):
-    """The referral evaluation of ``run_dir`` on the test split of its own data, written
-    beside it as ``<label>.json`` / ``.npz`` / ``.png`` (``label_of``); returns the dict.
-    ``uncertainty``: ``mc:T`` or ``ensemble`` (``parse_uncertainty``)."""
-    rule = tuple(rule or DEFAULT_RULE)
-    mode, count, members = check_uncertainty(run_dir, data_path, uncertainty)
-    run_dir = Path(run_dir).resolve()
-    config = json.loads((run_dir / "config.json").read_text())
-    passes = count if mode == "mc" else None
-    label = label_of(mode, count, tta)
-    settings = {"data_sha1": sha1_of(data_path), "tta": tta, "rule": list(rule),
-                "resamples": resamples, "seed": seed, "mode": mode, "count": count,
-                "members": [m.name for m in members]}
-    done = run_dir / (label + ".json")
-    if reuse and done.exists() and done.stat().st_mtime >= (run_dir / "model.npz").stat().st_mtime:
-        previous = json.loads(done.read_text())
-        if previous.get("settings") == settings:
-            return previous
-    started = time.perf_counter()
-    splits = {}
-    for split in ("val", "test"):
-        if mode == "mc":
-            data = open_split(data_path, split, config)
-            samples = mc_samples(run_dir, config, data, tta, passes, seed,
-                                 "referral: %s, %d passes" % (split, passes), progress)
-            info = {"names": np.array(data.names), "levels": data.levels,
-                    "patients": np.array(data.patients)}
-        else:
-            samples, info = ensemble_samples(members, data_path, tta, rule, resamples, split)
-        splits[split] = dict(measures(samples), **{k: np.asarray(info[k])
-                                                   for k in ("names", "levels", "patients")})
-    threshold = config.get("threshold", 2)
-    val, test = splits["val"], splits["test"]
-    try:
-        cut, sens, spec = choose_cut(val["p"], val["levels"] >= threshold, *rule)
-    except ValueError as e:
-        raise InputError("%s: validation split: %s" % (data_path, e))
-    truth = test["levels"] >= threshold
-    result = referral_curves(test["p"], truth, cut, {m: test[m] for m in MEASURES},
-                             test["patients"], resamples, seed)
-    u_cut = refer_cut(val[DEFAULT_MEASURE], HEADLINE)
-    referred = test[DEFAULT_MEASURE] >= u_cut
-    result.update({
-        "run": str(run_dir), "data": str(Path(data_path).resolve()), "mode": mode,
-        "count": count, "members": [str(m) for m in members], "measure": DEFAULT_MEASURE,
-        "settings": settings, "command": command_line(), "n": int(len(truth)),
-        "patients": len(set(test["patients"].tolist())),
-        "operating_point": {"rule": rule[0], "target": rule[1], "cut": cut,
-                            "val_sensitivity": sens, "val_specificity": spec},
-        "refer": {"fraction": HEADLINE, "cut": u_cut, "val_images": int(len(val["p"])),
-                  "test_referred": int(referred.sum()),
-                  "levels_referred": np.bincount(test["levels"][referred], minlength=5).tolist(),
-                  "levels_kept": np.bincount(test["levels"][~referred], minlength=5).tolist()},
-    })
-    atomic_savez(run_dir / (label + ".npz"),
-                 **{"%s_%s" % (split, k): v for split, d in splits.items() for k, v in d.items()})
-    plot_referral(result, str(run_dir / (label + ".png")),
-                  "%s, %s (%d test images)" % (run_dir.name, describe(result), len(truth)))
-    result["seconds"] = time.perf_counter() - started
-    atomic_write_bytes(done, json.dumps(result, indent=2).encode())
-    print("referral %s: %s" % (run_dir.name, headline_text(result)))
-    return result

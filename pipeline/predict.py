@@ -115,23 +115,33 @@ def patient_decisions(names, decided):
             for stem, _ in pair}
 
 
-def referral_of(run_dir, evaluation, uncertainty, refer):
-    """(the referral evaluation, its validation uncertainties' cut for ``refer``, the
-    ensemble's members) of ``uncertainty``; InputError when it was not made."""
-    from .evidence.referral import DEFAULT_MEASURE, label_of, parse_uncertainty, refer_cut
+def referral_of(run_dir, evaluation, uncertainty, refer, measure="entropy"):
+    """(the referral evaluation, its validation uncertainties' cut for ``refer`` by
+    ``measure``, the ensemble's members) of ``uncertainty``; InputError when it was not
+    made, or made for an ensemble of other seeds than the run has now."""
+    from .evidence.referral import check_measure, label_of, parse_uncertainty, refer_cut
     from .learn.uncertainty import ensemble_of
     mode, passes = parse_uncertainty(uncertainty)
+    check_measure(measure)
     if not 0 < refer < 1:
         raise InputError("REFER=%s: the fraction of images to refer must be in (0, 1)" % refer)
     members = ensemble_of(run_dir) if mode == "ensemble" else [Path(run_dir)]
-    label = label_of(mode, passes or len(members), evaluation["settings"]["tta"])
+    label = label_of(mode, passes or len(members), evaluation["settings"]["tta"], measure)
     path = Path(run_dir) / (label + ".json")
+    again = "make evaluate RUN=%s UNCERTAINTY=%s%s" % (
+        run_dir, uncertainty, " MEASURE=%s" % measure if measure != "entropy" else "")
     if not path.exists():
-        raise InputError("%s: no referral evaluation %s: run make evaluate RUN=%s "
-                         "UNCERTAINTY=%s first" % (run_dir, path.name, run_dir, uncertainty))
+        raise InputError("%s: no referral evaluation %s: run %s first" % (run_dir, path.name,
+                                                                          again))
+    referral = json.loads(path.read_text())
+    recorded = referral["settings"]["members"]
+    if [m.name for m in members] != recorded:
+        raise InputError("%s: the ensemble is now %s, its referral cut was chosen for %s: run "
+                         "%s again" % (run_dir, ", ".join(m.name for m in members),
+                                       ", ".join(recorded), again))
     with np.load(path.with_suffix(".npz")) as npz:
-        cut = refer_cut(npz["val_" + DEFAULT_MEASURE], refer)
-    return json.loads(path.read_text()), cut, members
+        cut = refer_cut(npz["val_" + measure], refer)
+    return referral, cut, members
 
 
 def scorer(config, evaluation, input_shape, net, spec, referral=None, members=()):
@@ -166,12 +176,12 @@ def scorer(config, evaluation, input_shape, net, spec, referral=None, members=()
 
 
 def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progress=True,
-                  uncertainty=None, refer=0.2):
+                  uncertainty=None, refer=0.2, measure="entropy"):
     """Writes the CSV (``out``, default ``predictions-<run>.csv``) and, with ``heatmaps``,
     one PNG per image; returns (the CSV path, images scored, files skipped, img/s).
     ``uncertainty``: ``mc:T`` or ``ensemble`` (the module docstring)."""
     config, evaluation, prep, spec, input_shape, net = load_run(run_dir)
-    referral, refer_at, members = (referral_of(run_dir, evaluation, uncertainty, refer)
+    referral, refer_at, members = (referral_of(run_dir, evaluation, uncertainty, refer, measure)
                                    if uncertainty else (None, None, ()))
     files, skipped = image_files(paths)
     for other in skipped:
@@ -220,17 +230,18 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
     if referral:
         samples = np.concatenate(samples, axis=1) if samples else np.zeros((2, 0))
         point = dict(evaluation["operating_point"], cut=referral["operating_point"]["cut"])
-        write_csv(out, names, probs, config, point, samples, refer_at)
+        write_csv(out, names, probs, config, point, samples, refer_at, measure)
     else:
         write_csv(out, names, probs, config, evaluation["operating_point"])
     return out, len(names), failed, len(names) / seconds if seconds else 0.0
 
 
-def write_csv(out, names, probs, config, point, samples=None, refer_at=None):
+def write_csv(out, names, probs, config, point, samples=None, refer_at=None,
+              measure="entropy"):
     """The CSV of the module docstring; ``point``: the run's operating point (its cut on
     P(referable) and, for a 5-level run, its tuned cut-points; under uncertainty, that of
     the referral evaluation); ``samples``: S x N P(referable) of the passes or seeds,
-    ``refer_at``: the uncertainty from which an image is referred."""
+    ``refer_at``: the uncertainty (``measure``) from which an image is referred."""
     from .evidence.referral import measures
     cut, cuts = point["cut"], point.get("cuts")
     score = referable_score(probs, config["target"], config.get("threshold", 2))
@@ -242,8 +253,8 @@ def write_csv(out, names, probs, config, point, samples=None, refer_at=None):
     extra = {}
     if samples is not None:
         m = measures(samples)
-        referred = m["entropy"] >= refer_at
-        extra = {"uncertainty": m["entropy"], "p_sd": m["sd"], "refer_to_grader": referred}
+        referred = m[measure] >= refer_at
+        extra = {"uncertainty": m[measure], "p_sd": m["sd"], "refer_to_grader": referred}
         header += list(extra)
         referred_patients = patient_decisions(names, referred)
     text = io.StringIO()

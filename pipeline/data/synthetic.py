@@ -74,9 +74,11 @@ def fundus_image(level, width=768, height=512, seed=0):
     return Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8))
 
 
-def make_dataset(out_dir, patients=40, width=768, height=512, seed=0, quality=90):
+def make_dataset(out_dir, patients=40, width=768, height=512, seed=0, quality=90, first=1):
     """Write ``out_dir/images/{p}_{left,right}.jpeg`` and ``out_dir/labels.csv``.
 
+    Patients are numbered from ``first`` (another data set for external validation
+    takes other numbers: its images must not share a name with the training data's).
     Levels are drawn per patient (both eyes within one level of each other),
     with every level present. Returns the list of (image, level) rows.
     """
@@ -87,7 +89,7 @@ def make_dataset(out_dir, patients=40, width=768, height=512, seed=0, quality=90
         level = p % 5 if p < 5 else int(rng.choice(5, p=[0.4, 0.15, 0.2, 0.13, 0.12]))
         for eye in ("left", "right"):
             eye_level = int(np.clip(level + rng.choice([0, 0, 0, -1, 1]), 0, 4))
-            name = "%d_%s" % (p + 1, eye)
+            name = "%d_%s" % (p + first, eye)
             path = os.path.join(out_dir, "images", name + ".jpeg")
             if not os.path.exists(path):
                 image = fundus_image(eye_level, width, height, seed=seed * 100003 + len(rows))

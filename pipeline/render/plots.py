@@ -167,7 +167,8 @@ def plot_referral(result, path, title):
         for name, curve in result["curves"].items():
             c = curve[metric]
             lo, hi = np.array(c["ci"]).T
-            style = dict(color="0.45", ls="--") if name == "random" else {}
+            style = dict(color="0.45", ls="--") if name == "random" else \
+                dict(color="0.15", ls=":") if name == "own confidence" else {}
             line, = ax.plot(fractions, c["value"], marker=".", label=(
                 "random referral" if name == "random" else "refer by %s" % name), **style)
             ax.fill_between(fractions, lo, hi, color=line.get_color(), alpha=0.15, lw=0)

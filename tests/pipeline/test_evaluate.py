@@ -57,7 +57,8 @@ def test_evaluation_has_intervals_and_a_cut_chosen_on_validation(features_run, d
 def test_external_data_is_evaluated_whole_at_the_runs_own_cut(features_run, data_h5,  # noqa: F811
                                                              tmp_path):
     internal = evaluate(features_run, data_h5, resamples=200, reuse=True)
-    make_dataset(str(tmp_path / "other"), patients=15, width=320, height=240, seed=9)
+    make_dataset(str(tmp_path / "other"), patients=15, width=320, height=240, seed=9,
+                 first=101)
     other = tmp_path / "other.h5"
     preprocess(str(tmp_path / "other"), str(other), size=72, progress=False)
     result = evaluate(features_run, str(other), resamples=200)
@@ -89,7 +90,8 @@ def test_an_external_evaluation_with_another_tta_leaves_the_runs_validation_scor
     from pipeline.runs.evaluated import load_run, val_predictions
     evaluate(features_run, data_h5, tta=True, resamples=50, progress=False)
     before = val_predictions(load_run(features_run))
-    make_dataset(str(tmp_path / "other"), patients=10, width=320, height=240, seed=4)
+    make_dataset(str(tmp_path / "other"), patients=10, width=320, height=240, seed=4,
+                 first=101)
     preprocess(str(tmp_path / "other"), str(tmp_path / "other.h5"), size=72, progress=False)
     external = evaluate(features_run, str(tmp_path / "other.h5"), tta=False, resamples=50,
                         progress=False)

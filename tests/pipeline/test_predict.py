@@ -3,6 +3,7 @@ heatmaps, and each bad input refused before any image is read."""
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,7 +138,7 @@ def dropout_run(synthetic_dir, tmp_path_factory):
     """A GoogLeNet run with dropout below its classifier (scenario 4, random weights, one
     epoch of the classifier alone), evaluated, with a 5-pass MC-dropout referral and one
     of the ensemble of it and its seed-1 twin."""
-    from pipeline.evaluate import evaluate_referral
+    from pipeline.referral import evaluate_referral
     d = tmp_path_factory.mktemp("predict_mc")
     preprocess(str(synthetic_dir), str(d / "data.h5"), size=256, progress=False)
     run, other = [train(load_scenario("4", ["init=random", "epochs=1", "batch_size=8",
@@ -201,6 +202,27 @@ def test_predict_with_the_ensemble_gives_the_mean_of_its_seeds_scores(dropout_ru
                                np.mean(scores, axis=0), atol=2e-6)
     np.testing.assert_allclose([float(rows[n]["p_sd"]) for n in names],
                                np.std(scores, axis=0), atol=2e-6)
+
+
+def test_predict_refuses_an_ensemble_that_changed_since_its_referral(dropout_run, tmp_path,
+                                                                     capsys):
+    """A seed trained again after the referral evaluation (a newer run of seed 1) changed
+    the ensemble predict scores with, silently, not the one its referral cut was chosen
+    for: now one line, nothing written."""
+    import shutil
+    members = json.loads((dropout_run / "referral-ensemble2-1rot.json").read_text())["members"]
+    seed1 = next(Path(m) for m in members if Path(m) != dropout_run)
+    third = seed1.parent / (seed1.name + "-2")  # its rerun: the newest run of seed 1
+    shutil.copytree(seed1, third)
+    try:
+        out = tmp_path / "p.csv"
+        assert main(["predict", "--run", str(dropout_run), str(tmp_path / "x.jpeg"),
+                     "--out", str(out), "--uncertainty", "ensemble"]) == 2
+        err = capsys.readouterr().err
+        assert "the ensemble is now" in err and third.name in err and err.count("\n") == 1
+        assert not out.exists()
+    finally:
+        shutil.rmtree(third)
 
 
 @pytest.mark.parametrize("args, message", [

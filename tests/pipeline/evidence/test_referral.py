@@ -1,21 +1,14 @@
-"""Referral: the curves against scikit-learn and hand cases, a simulation with a known
-answer (uncertainty where the labels are noisy beats random referral; on pure noise it
-does not), and the referral evaluation of MC-dropout and ensemble runs of the mini
-network, each bad input one line before any image is read."""
-import json
-
+"""evidence.referral: the curves against scikit-learn and hand cases, a simulation with a
+known answer (uncertainty where the labels are noisy beats random referral; on pure noise
+it does not), and the network's own confidence as the baseline that matters."""
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline.cli import main
-from pipeline.recipe.config import load_scenario
 from pipeline.errors import InputError
-from pipeline.evaluate import evaluate, evaluate_referral
-from pipeline.evidence.referral import (kept, measures, parse_uncertainty, refer_cut,
-                                        referral_curves)
-from pipeline.train import train
-from tests.pipeline.test_train import MINI, cv_h5  # noqa: F401
+from pipeline.evidence.referral import (binary_entropy, kept, measures, n_referred,
+                                        parse_uncertainty, refer_cut, referral_curves)
+from pipeline.evidence.stats import resample_indices
 
 
 def simulation(n, noisy, seed):
@@ -91,101 +84,77 @@ def test_a_bad_uncertainty_is_one_line(text, problem):
     assert parse_uncertainty("mc:20") == ("mc", 20)
 
 
-@pytest.fixture(scope="module")
-def mini_runs(cv_h5, tmp_path_factory):  # noqa: F811
-    """Two seeds of scenario 4 on the mini network, and a scenario-1 run (a linear
-    classifier on features: no dropout), all evaluated."""
-    runs = tmp_path_factory.mktemp("referral_runs")
-    made = [train(load_scenario("4", MINI + ["seed=%d" % s]), cv_h5, runs_root=str(runs),
-                  progress=False) for s in (0, 1)]
-    made.append(train(load_scenario("1", ["network=mini", "crop=64", "init=random",
-                                          "feature_layer=inception_3a/output"]),
-                      cv_h5, runs_root=str(runs), progress=False))
-    for run in made:
-        evaluate(run, cv_h5, resamples=50, progress=False)
-    return made
+def test_passes_equal_to_the_networks_own_score_add_nothing_to_its_own_confidence():
+    """The entropy of any decent score removes the middle of the distribution: fifty
+    identical passes (sd 0, no MC information) 'beat random referral', and against the
+    network's own confidence they are exactly +0.000 [+0.000, +0.000]."""
+    rng = np.random.RandomState(3)
+    p = 1 / (1 + np.exp(-2.5 * rng.normal(size=404)))  # a calibrated, decent classifier
+    truth, patients = rng.rand(404) < p, np.arange(404)
+    m = measures(np.tile(p, (50, 1)))
+    assert m["sd"].max() < 1e-12  # the mean of equal floats, to their rounding
+    r = referral_curves(m["p"], truth, 0.5, {"entropy": m["entropy"], "sd": m["sd"]},
+                        patients, resamples=200, own=binary_entropy(p))
+    h = r["headline"]
+    assert h["verdict"] == "beats random referral", h  # why random referral is not enough
+    d = h["difference_own"]
+    assert "%+.3f [%+.3f, %+.3f]" % (d["value"], *d["ci"]) == "+0.000 [+0.000, +0.000]"
+    assert max(abs(d["value"]), *map(abs, d["ci"])) < 1e-12 and d["undefined"] == 0
+    assert h["verdict_own"] == ("not distinguishable from the network's own confidence at "
+                                "this size")
+    assert h["auc_own"]["value"] == h["auc_kept"]["value"]
+    np.testing.assert_allclose(r["curves"]["own confidence"]["auc"]["value"],
+                               r["curves"]["entropy"]["auc"]["value"])
 
 
-def test_mc_referral_is_written_seeded_and_reused(mini_runs, cv_h5):  # noqa: F811
-    run = mini_runs[0]
-    first = evaluate_referral(run, cv_h5, "mc:8", resamples=60, progress=False)
-    assert (run / "referral-mc8-1rot.png").read_bytes()[:4] == b"\x89PNG"
-    assert first["count"] == 8 and first["measure"] == "entropy" and first["n"] == len(
-        np.load(run / "predictions.npz")["score"])
-    with np.load(run / "referral-mc8-1rot.npz") as npz:
-        test_p, val_names = npz["test_p"], npz["val_names"]
-        assert npz["test_sd"].max() > 0  # the passes differ
-    assert len(val_names) and first["refer"]["test_referred"] <= first["n"]
-    again = evaluate_referral(run, cv_h5, "mc:8", resamples=60, progress=False)
-    assert json.dumps(again["curves"]) == json.dumps(first["curves"])
-    with np.load(run / "referral-mc8-1rot.npz") as npz:
-        np.testing.assert_array_equal(npz["test_p"], test_p)
-    other = evaluate_referral(run, cv_h5, "mc:8", tta=True, resamples=60, progress=False)
-    assert (run / "referral-mc8-4rot.json").exists() and other["settings"]["tta"]
-    assert json.loads((run / "referral-mc8-1rot.json").read_text())["settings"]["tta"] is False
+def test_mc_information_beyond_the_score_beats_its_own_confidence_in_a_simulation():
+    """Where the passes spread exactly on the images whose labels are noise, the sd finds
+    them and the score alone cannot: the known answer of the simulation."""
+    rng = np.random.RandomState(4)
+    n = 600
+    p = rng.uniform(0.02, 0.98, n)
+    truth = rng.rand(n) < p
+    noisy = rng.rand(n) < 0.2  # labels of these images are coin flips
+    truth[noisy] = rng.rand(noisy.sum()) < 0.5
+    spread = np.where(noisy, 0.3, 0.01)
+    samples = np.clip(p + spread * rng.normal(size=(30, n)), 0, 1)
+    m = measures(samples)
+    r = referral_curves(m["p"], truth, 0.5, {"entropy": m["entropy"], "sd": m["sd"]},
+                        np.arange(n), resamples=200, measure="sd", own=binary_entropy(p))
+    assert r["headline"]["measure"] == "sd"
+    assert r["headline"]["auc_kept"]["value"] == r["curves"]["sd"]["auc"]["value"][4]
+    assert r["headline"]["verdict_own"] == "beats the network's own confidence", r["headline"]
 
 
-def test_the_ensemble_is_the_mean_of_its_seeds_evaluations(mini_runs, cv_h5):  # noqa: F811
-    result = evaluate_referral(mini_runs[0], cv_h5, "ensemble", resamples=60, progress=False)
-    assert result["count"] == 2 and sorted(result["members"]) == sorted(map(str, mini_runs[:2]))
-    scores = [np.load(r / "predictions.npz")["score"] for r in mini_runs[:2]]
-    with np.load(mini_runs[0] / "referral-ensemble2-1rot.npz") as npz:
-        np.testing.assert_allclose(npz["test_p"], np.mean(scores, axis=0))
-        np.testing.assert_allclose(npz["test_sd"], np.std(scores, axis=0))
+def test_the_referral_cut_refers_as_many_validation_images_as_kept_does():
+    """61 validation images, 20 %: the cut referred 13 (21.3 %), kept() 12."""
+    u = np.random.RandomState(0).rand(61)
+    assert n_referred(61, 0.2) == 12 == (~kept(u, 0.2)).sum() == (u >= refer_cut(u, 0.2)).sum()
+    for n in (10, 37, 404):
+        v = np.random.RandomState(n).rand(n)
+        for f in (0.05, 0.1, 0.25, 0.5):
+            assert (v >= refer_cut(v, f)).sum() == (~kept(v, f)).sum() == n_referred(n, f)
 
 
-@pytest.mark.parametrize("which, text, problem", [
-    (0, "mc:1", "at least 2 passes"),
-    (2, "mc:10", "no dropout below it"),
-    (2, "ensemble", "needs several seeds of this recipe"),
-])
-def test_bad_referral_input_is_one_line_before_any_image(mini_runs, cv_h5, which, text,  # noqa
-                                                         problem, capsys):
-    assert main(["evaluate", "--run", str(mini_runs[which]), "--data", cv_h5,
-                 "--uncertainty", text]) == 2
-    err = capsys.readouterr().err.strip()
-    assert problem in err and len(err.splitlines()) == 1, err
+def test_fractions_round_half_up_and_a_tie_refers_the_earlier_image():
+    """round() is banker's rounding: 5 % of 10 referred none, of 50 two."""
+    assert (~kept(np.arange(10.0), 0.05)).sum() == 1
+    assert (~kept(np.arange(50.0), 0.05)).sum() == 3
+    assert (~kept(np.arange(30.0), 0.05)).sum() == 2  # 1.5
+    assert kept([0.3, 0.3, 0.3, 0.3], 0.25).tolist() == [False, True, True, True]
 
 
-def test_cv_referral_pools_every_image_each_at_its_folds_cuts(cv_h5, tmp_path):  # noqa: F811
-    from pipeline.cv import cross_validate
-    from pipeline.report import write_report
-    summary = cross_validate("4", MINI, cv_h5, None, str(tmp_path), folds=3, resamples=40,
-                             progress=False, uncertainty="mc:4")
-    out = next(tmp_path.glob("cv-4-k3-*"))
-    result = json.loads((out / "referral-mc4-1rot.json").read_text())
-    assert result["n"] == summary["images"] and result["folds"] == 3
-    folds = [np.load("%s/referral-mc4-1rot.npz" % run) for run in summary["runs"]]
-    cuts = [json.loads(open("%s/referral-mc4-1rot.json" % run).read())["operating_point"]["cut"]
-            for run in summary["runs"]]
-    p = np.concatenate([f["test_p"] for f in folds])
-    truth = np.concatenate([f["test_levels"] for f in folds]) >= 2
-    decided = np.concatenate([f["test_p"] >= c for f, c in zip(folds, cuts)])
-    assert sorted(np.concatenate([f["test_names"] for f in folds])) == sorted(
-        np.load(out / "oof_predictions.npz")["names"])
-    assert result["curves"]["entropy"]["auc"]["value"][0] == pytest.approx(roc_auc_score(truth, p))
-    assert result["curves"]["entropy"]["sensitivity"]["value"][0] == pytest.approx(
-        (decided & truth).sum() / truth.sum())
-    md = write_report(tmp_path, cv_h5, resamples=40).with_suffix(".md").read_text()
-    row = next(line for line in md.splitlines() if line.startswith("| 3-fold CV of 4"))
-    assert "MC dropout, 4 passes" in row and "| %d |" % summary["images"] in row
-
-
-def test_mc_on_a_feature_scenario_is_refused_before_anything_trains(cv_h5, tmp_path):  # noqa
-    assert main(["cv", "--scenario", "1", "--set", "network=mini", "--set", "crop=64",
-                 "--set", "init=random", "--data", cv_h5, "--runs", str(tmp_path),
-                 "--folds", "3", "--uncertainty", "mc:5"]) == 2
-    assert not list(tmp_path.iterdir())
-
-
-def test_an_ensemble_takes_one_run_per_seed(mini_runs, cv_h5, tmp_path):  # noqa: F811
-    """A second run of seed 0 beside the first (a rerun) is not a third member."""
-    import shutil
-    from pipeline.learn.uncertainty import ensemble_members
-    twin = mini_runs[0].parent / (mini_runs[0].name + "-2")
-    shutil.copytree(mini_runs[0], twin)
-    try:
-        assert ensemble_members(mini_runs[0]) == sorted([mini_runs[0], mini_runs[1]])
-        assert ensemble_members(mini_runs[1]) == sorted([twin, mini_runs[1]])
-    finally:
-        shutil.rmtree(twin)
+def test_resamples_where_the_kept_auc_is_undefined_are_counted():
+    """Two positives among ten patients: resamples drawing neither leave the AUC
+    undefined; they are counted, as stats.bootstrap counts them, not dropped silently."""
+    truth = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], bool)
+    score = np.linspace(0.9, 0.1, 10)
+    patients = np.arange(10)
+    r = referral_curves(score, truth, 0.5, {"entropy": binary_entropy(score)}, patients,
+                        resamples=300, seed=2)
+    one_class = sum(len(set(truth[idx].tolist())) < 2
+                    for idx in resample_indices(patients, 300, 2))
+    assert one_class > 0
+    assert r["curves"]["entropy"]["auc"]["undefined"][0] == one_class
+    assert r["headline"]["auc_all"]["undefined"] == one_class
+    assert r["headline"]["difference"]["undefined"] >= one_class
