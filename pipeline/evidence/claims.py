@@ -104,12 +104,13 @@ def side_by_side(runs_a, runs_b, resamples, evaluated_alike=True):
     ``evaluated_alike=False``: runs evaluated differently (TTA, rule) are compared too,
     where the evaluation is what differs (a reading of it); never another positive class."""
     designs = [design_of(r) for r in runs_a + runs_b]
+    evaluated_apart = not_comparable(designs)
     if not evaluated_alike:
         designs = [{"threshold": d["threshold"]} for d in designs]
     reason = not_comparable(designs)
     if reason:
         return reason, None
-    if same_recipe(runs_a, runs_b):
+    if same_recipe(runs_a, runs_b) and not (evaluated_apart and not evaluated_alike):
         return "not applicable: both sides are the same config", None
     pa, pb = runs_a[0]["predictions"], runs_b[0]["predictions"]
     if list(pa["names"]) != list(pb["names"]) or any(
@@ -169,11 +170,22 @@ def cv_pairs(cv, a, b):
     return out
 
 
+def cv_overrides(group):
+    """The overrides of a CV's config against its scenario file (seeds and folds aside)."""
+    from ..runs.evaluated import overrides_of
+    return list(overrides_of(group[0]["summary"]["config"]))
+
+
 def cv_difference(ga, gb, resamples):
     """(evidence, ΔAUC dict or None) of the pooled out-of-fold predictions of A against B,
     each side the ensemble (mean score) of its seeds; with several seeds, the evidence
-    gives the seed-to-seed sd of the single seeds' ΔAUC too."""
+    gives the seed-to-seed sd of the single seeds' ΔAUC too, and the overrides of either
+    side are named. Both sides one config under two names: not applicable."""
+    from ..recipe.config import recipe
     from .metrics import auc
+    configs = [g[0]["summary"]["config"] for g in (ga, gb)]
+    if recipe(configs[0], repeats=False) == recipe(configs[1], repeats=False):
+        return "not applicable: both sides are the same config", None
     names = ga[0]["oof"]["names"]
     if any(sorted(map(str, c["oof"]["names"])) != sorted(map(str, names)) for c in ga + gb):
         return "not comparable: other images out of fold", None
@@ -189,9 +201,12 @@ def cv_difference(ga, gb, resamples):
                 for pa, pb in zip(sides[0], sides[1])]
         d["seed_sd"] = float(np.std(each, ddof=1))
         seeds = ", ensembles of %d seeds (seed-to-seed sd of ΔAUC %.3f)" % (len(ga), d["seed_sd"])
-    return "%d-fold CV, out-of-fold, %d images, %d patients%s, %s" % (
+    overrides = sorted(set(cv_overrides(ga)) | set(cv_overrides(gb)))
+    d["overrides"] = len(overrides)
+    return "%d-fold CV, out-of-fold, %d images, %d patients%s, %s%s" % (
         ga[0]["summary"]["folds"], len(truth), len(set(map(str, sides[0][0]["patients"]))),
-        seeds, settings_text(cv_design_of(ga[0]))), d
+        seeds, settings_text(cv_design_of(ga[0])),
+        ", with %s" % ", ".join(overrides) if overrides else ""), d
 
 
 def claim_evidence(by_scenario, cv, resamples):
@@ -217,7 +232,8 @@ def claim_evidence(by_scenario, cv, resamples):
                     "not applicable") else "not measured")
             else:
                 decided = verdict(kind, margin, d["ci"])
-                row.update(images=d["images"], verdict=decided, evidence=(
+                row.update(images=d["images"], overrides=d.get("overrides", 0),
+                           verdict=decided, evidence=(
                     "ΔAUC %+.3f [%+.3f, %+.3f]%s (%s)%s" % (
                         d["value"], d["ci"][0], d["ci"][1],
                         " against the margin %+.3f" % -margin if kind == "no worse" else "",
@@ -235,10 +251,10 @@ def claim_rows(by_scenario, cv, resamples):
 
 def headline(rows):
     """(one row per claim: its largest evidence, by images, cross-validation first on a
-    tie; the other rows), from ``claim_evidence``'s rows."""
+    tie, then the fewest overrides; the other rows), from ``claim_evidence``'s rows."""
     best = {}
     for row in rows:
-        key = (row["images"], row["source"] == "cv")
+        key = (row["images"], row["source"] == "cv", -row.get("overrides", 0))
         if row["claim"] not in best or key > best[row["claim"]][0]:
             best[row["claim"]] = (key, row)
     shown = [row for _, row in best.values()]

@@ -67,9 +67,10 @@ def overrides_of(config):
 
 
 def group(runs):
-    """{label: runs of one scenario with the same overrides, by seed} on the file's
-    own split (cross-validation folds apart), and {scenario: the label of its group
-    with the fewest overrides}: the one the claims are decided on."""
+    """{label: runs of one scenario with the same overrides, one per seed (a seed run
+    again: the newest, names ending in their start time), by seed} on the file's own
+    split (cross-validation folds apart), and {scenario: the label of its group with the
+    fewest overrides}: the one the claims are decided on."""
     out = {}
     for run in runs:
         if "folds" not in run["config"]:
@@ -77,7 +78,10 @@ def group(runs):
             label = run["config"]["scenario"] + (" [%s]" % ", ".join(changed) if changed else "")
             out.setdefault(label, (len(changed), []))[1].append(run)
     for _, members in out.values():
-        members.sort(key=lambda r: (r["config"].get("seed", 0), r["dir"].name))
+        by_seed = {}
+        for run in sorted(members, key=lambda r: r["dir"].name):
+            by_seed[run["config"].get("seed", 0)] = run
+        members[:] = [by_seed[s] for s in sorted(by_seed)]
     primary = {}
     for label, (changes, members) in sorted(out.items(), key=lambda kv: kv[1][0]):
         primary.setdefault(members[0]["config"]["scenario"], label)

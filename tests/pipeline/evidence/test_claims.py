@@ -147,3 +147,48 @@ def test_a_claim_between_runs_evaluated_with_other_rules_is_not_comparable(tmp_p
     row = claim_rows({"4": [a], "scratch": [b]}, {}, 20)[0]
     assert row[3] == "not measured" and row[2] == (
         "not comparable: cut: sensitivity >= 0.87 in one, cut: Youden's J in the other")
+
+
+def fake_cv_with(scenario, truth, score, names, overrides):
+    import numpy as np
+    from pipeline.recipe.config import load_scenario
+    cv = fake_cv(scenario, truth, score, names)
+    cv["summary"]["config"] = dict(load_scenario(scenario, overrides), folds=5, seed=0)
+    cv["oof"]["score"] = np.asarray(score)
+    return cv
+
+
+def test_under_cv_the_design_with_the_fewest_overrides_decides_and_overrides_are_named():
+    """A CV of `4 [epochs=1]` paired with plain `1` as plain `4` does; with equal image
+    counts the headline took the first in sorted-config order, and said no override."""
+    import numpy as np
+    from pipeline.evidence.claims import claim_evidence, headline
+    truth, good, bad, _ = simulate_pair(300, 0.8, 5)
+    names = np.array(["p%d" % i for i in range(300)])
+    worse = np.random.RandomState(6).rand(300)  # an epochs=1 run: no skill
+    cv = {"4": [fake_cv_with("4", truth, worse, names, ["epochs=1"]),
+                fake_cv_with("4", truth, good, names, [])],
+          "1": [fake_cv_with("1", truth, bad, names, [])]}
+    rows = [r for r in claim_evidence({}, cv, 100) if r["scenarios"] == "4 vs 1"]
+    assert len(rows) == 2
+    shown, others = headline(rows)
+    assert "epochs=1" not in shown[0]["evidence"] and shown[0]["verdict"] == "holds", shown
+    (other,) = others
+    assert "with epochs=1" in other["evidence"]
+
+
+def test_under_cv_two_names_for_one_config_are_not_applicable():
+    """`freeze=[]` makes 4 and 2 one recipe: the split said not applicable, the CV said
+    +0.000 [+0.000, +0.000] holds for the no-worse claim, and that won the headline."""
+    import numpy as np
+    from pipeline.evidence.claims import claim_evidence, headline
+    from pipeline.recipe.config import load_scenario, recipe
+    assert recipe(load_scenario("4", ["freeze=[]"]), repeats=False) == \
+        recipe(load_scenario("2"), repeats=False)
+    truth, a, _, _ = simulate_pair(200, 0.5, 7)
+    names = np.array(["p%d" % i for i in range(200)])
+    cv = {"4": [fake_cv_with("4", truth, a, names, ["freeze=[]"])],
+          "2": [fake_cv_with("2", truth, a, names, [])]}
+    rows = [r for r in claim_evidence({}, cv, 50) if r["scenarios"] == "4 vs 2"]
+    assert [r["verdict"] for r in rows] == ["not applicable"], rows
+    assert headline(rows)[0][0]["verdict"] == "not applicable"
