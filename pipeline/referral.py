@@ -18,6 +18,7 @@ from models.fileio import atomic_savez, atomic_write_bytes, sha1_of
 from .data.dataset import Dataset, open_split
 from .errors import InputError
 from .evaluate import check_disjoint, check_same_preprocessing, evaluate, out_dir_of
+from .evidence.combine import aligned
 from .evidence.referral import (DEFAULT_MEASURE, HEADLINE, MEASURES, binary_entropy,
                                 check_measure, describe, headline_text, label_of, measures,
                                 parse_uncertainty, refer_cut, referral_curves)
@@ -42,7 +43,6 @@ def predictions_of(run, data_path, tta, rule, resamples, split):
 def ensemble_samples(members, data_path, tta, rule, resamples, split):
     """seeds x N samples of P(referable) from each member's own evaluation
     (``predictions_of``), and the first member's predictions (names, levels, patients)."""
-    from .evidence.combine import aligned
     got = [predictions_of(m, data_path, tta, rule, resamples, split) for m in members]
     names = list(got[0]["names"])
     try:
@@ -89,7 +89,6 @@ def referral_split(run_dir, config, mode, count, members, data, data_path, split
         samples, got = ensemble_samples(members, data_path, tta, rule, resamples, split)
         if list(got["names"]) != list(info["names"]):
             raise InputError("%s: the ensemble was evaluated on other images" % run_dir)
-    from .evidence.combine import aligned
     own = aligned(predictions_of(run_dir, data_path, tta, rule, resamples, split),
                   info["names"])
     return dict(measures(samples), own=binary_entropy(own["score"]), **{
