@@ -57,16 +57,18 @@ def check_disjoint(run_dir, env, data_path):
     (any split: what it learnt from, chose its cuts on, or was tested on), by name or by
     its preprocessed pixels."""
     from .data.store import pixels_sha1
+
+    def checksums(path, chunk=256):
+        data = Dataset(path, "all")
+        for start in range(0, len(data), chunk):
+            positions = np.arange(start, min(start + chunk, len(data)))
+            for k, image in zip(positions, data.images(positions)):
+                yield data.names[k], pixels_sha1(image)
+        data.close()
     seen = {}
-    own = Dataset(env["data"], "all")
-    for k, name in enumerate(own.names):
-        seen[name] = name
-        seen[pixels_sha1(own.images([k])[0])] = name
-    own.close()
-    other = Dataset(data_path, "all")
-    shared = [(name, seen.get(name) or seen.get(pixels_sha1(other.images([k])[0])))
-              for k, name in enumerate(other.names)]
-    other.close()
+    for name, sha1 in checksums(env["data"]):
+        seen[name] = seen[sha1] = name
+    shared = [(name, seen.get(name) or seen.get(sha1)) for name, sha1 in checksums(data_path)]
     shared = [(a, b) for a, b in shared if b]
     if shared:
         raise InputError("%s: %d image(s) also in the data of run %s (e.g. %s as %s): "
