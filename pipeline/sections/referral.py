@@ -67,7 +67,7 @@ def referral_section(runs, runs_root, data_sha1):
     if external:
         md += ["", "### Referral on other data", "",
                "The runs above applied to every image of another dataset (none of them in "
-               "their training or validation data), at their own validation cuts: where the "
+               "the run's own data, by name or pixels), at their own validation cuts: where the "
                "referral was chosen is not where it is used. A gain measured on one camera "
                "and one clinic need not carry over.", "",
                HEADER, "|---" * 12 + "|"] + [referral_row(name, r) for name, r in external]
