@@ -42,7 +42,7 @@ def predictions_of(run, data_path, tta, rule, resamples, split):
 
 def ensemble_samples(members, data_path, tta, rule, resamples, split):
     """seeds x N samples of P(referable) from each member's own evaluation
-    (``predictions_of``), and the first member's predictions (names, levels, patients)."""
+    (``predictions_of``), and those predictions, each in the first member's order."""
     got = [predictions_of(m, data_path, tta, rule, resamples, split) for m in members]
     names = list(got[0]["names"])
     try:
@@ -51,7 +51,7 @@ def ensemble_samples(members, data_path, tta, rule, resamples, split):
         got = [aligned(g, names) for g in got]
     except KeyError:
         raise InputError("%s: the seeds were evaluated on other images" % members[0].parent)
-    return np.array([g["score"] for g in got]), got[0]
+    return np.array([g["score"] for g in got]), got
 
 
 def check_uncertainty(run_dir, data_path, uncertainty):
@@ -85,12 +85,13 @@ def referral_split(run_dir, config, mode, count, members, data, data_path, split
     if mode == "mc":
         samples = mc_samples(run_dir, config, data, tta, count, seed,
                              "referral: %s, %d passes" % (split, count), progress)
-    else:
+        own = aligned(predictions_of(run_dir, data_path, tta, rule, resamples, split),
+                      info["names"])
+    else:  # the run is a member: its own evaluation is among theirs
         samples, got = ensemble_samples(members, data_path, tta, rule, resamples, split)
-        if list(got["names"]) != list(info["names"]):
+        if list(got[0]["names"]) != list(info["names"]):
             raise InputError("%s: the ensemble was evaluated on other images" % run_dir)
-    own = aligned(predictions_of(run_dir, data_path, tta, rule, resamples, split),
-                  info["names"])
+        own = got[list(members).index(run_dir)]
     return dict(measures(samples), own=binary_entropy(own["score"]), **{
         k: np.asarray(v) for k, v in info.items()})
 

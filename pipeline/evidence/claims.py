@@ -91,11 +91,15 @@ def not_comparable(designs):
     return "not comparable: " + "; ".join(reasons) if reasons else None
 
 
+def one_recipe(configs):
+    """Whether ``configs`` are one config under several names (seeds and folds aside)."""
+    from ..recipe.config import recipe
+    return len({recipe(c, repeats=False) for c in configs}) == 1
+
+
 def same_recipe(runs_a, runs_b):
     """Whether both sides are one config under two names (seeds and folds aside)."""
-    from ..recipe.config import recipe
-    recipes = {recipe(r["config"], repeats=False) for r in runs_a + runs_b}
-    return len(recipes) == 1
+    return one_recipe([r["config"] for r in runs_a + runs_b])
 
 
 def side_by_side(runs_a, runs_b, resamples, evaluated_alike=True):
@@ -181,10 +185,8 @@ def cv_difference(ga, gb, resamples):
     each side the ensemble (mean score) of its seeds; with several seeds, the evidence
     gives the seed-to-seed sd of the single seeds' ΔAUC too, and the overrides of either
     side are named. Both sides one config under two names: not applicable."""
-    from ..recipe.config import recipe
     from .metrics import auc
-    configs = [g[0]["summary"]["config"] for g in (ga, gb)]
-    if recipe(configs[0], repeats=False) == recipe(configs[1], repeats=False):
+    if one_recipe([g[0]["summary"]["config"] for g in (ga, gb)]):
         return "not applicable: both sides are the same config", None
     names = ga[0]["oof"]["names"]
     if any(sorted(map(str, c["oof"]["names"])) != sorted(map(str, names)) for c in ga + gb):

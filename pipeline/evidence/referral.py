@@ -36,8 +36,9 @@ network's own confidence. Resamples where a figure is undefined (one class among
 images kept) are left out of its interval and counted (``undefined``).
 
 This module holds the measures, the curves and the results' reading; the samples are
-drawn by ``learn.uncertainty``, and the stages run it all: ``evaluate.evaluate_referral``
-on a run's test split, ``cv.cv_referral`` on a cross-validation's pooled images.
+drawn by ``learn.uncertainty``, and the stage module ``referral`` runs it all
+(``evaluate_referral`` on a run's test split or other data, ``cv_referral`` on a
+cross-validation's pooled images).
 """
 import json
 import re
@@ -233,6 +234,7 @@ def headline_text(result):
 
     def f(x):
         return "%.3f [%.3f, %.3f]" % ((x["value"],) + tuple(x["ci"]))
+
     def d(x):
         return "%+.3f [%+.3f, %+.3f]" % ((x["value"],) + tuple(x["ci"]))
     text = ("AUC %s with every image; %s with the %d %% most uncertain (%s) referred"
@@ -265,5 +267,3 @@ def load_cv_referrals(runs_root, data_sha1):
             if key not in newest or r["path"].stat().st_mtime > newest[key]["path"].stat().st_mtime:
                 newest[key] = r
     return sorted(newest.values(), key=lambda r: (r.get("scenario", ""), r["path"].name))
-
-

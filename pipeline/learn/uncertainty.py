@@ -86,5 +86,3 @@ def check_mc(run_dir):
         dropout_below(load_spec(str(Path(run_dir) / "model.npz")))
     except UnknownLayer as e:
         raise InputError("%s: UNCERTAINTY=mc: %s" % (Path(run_dir) / "model.npz", e))
-
-

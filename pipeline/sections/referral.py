@@ -3,11 +3,7 @@ cross-validations, and of runs on other data (external validation)."""
 import os
 from pathlib import Path
 
-from .common import made_by
-
-
-def _f(x):
-    return "%.3f [%.3f, %.3f]" % ((x["value"],) + tuple(x["ci"]))
+from .common import fmt, made_by
 
 
 def _d(x):
@@ -25,12 +21,12 @@ def referral_row(name, r):
     own-confidence baseline says so)."""
     from ..evidence.referral import describe
     h, refer = r["headline"], r["refer"]
-    own = (_f(h["auc_own"]), _d(h["difference_own"]), "**%s**" % h["verdict_own"]) \
+    own = (fmt(h["auc_own"]), _d(h["difference_own"]), "**%s**" % h["verdict_own"]) \
         if "auc_own" in h else ("-", "-", "not measured (made before this baseline: "
                                           "evaluate it again)")
     return "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | **%s** | %s / %s |" % (
-        (name, describe(r), r["n"], _f(h["auc_all"]), _f(h["auc_kept"])) + own
-        + (_f(h["auc_random"]), _d(h["difference"]), h["verdict"], refer["levels_referred"],
+        (name, describe(r), r["n"], fmt(h["auc_all"]), fmt(h["auc_kept"])) + own
+        + (fmt(h["auc_random"]), _d(h["difference"]), h["verdict"], refer["levels_referred"],
            refer["levels_kept"]))
 
 
