@@ -44,7 +44,7 @@ TTA_FLAG    := $(if $(filter 1,$(TTA)),--tta)
 
 .PHONY: install test test-gpu test-bundle bundle device-check bench profile weights forward classify clean-cache help \
         download preprocess train evaluate predict kaggle-test report results cv reproduce reproduce-plan \
-        demo sweep ambiguities test-slurm
+        demo sweep ambiguities fourcases test-slurm
 
 help:
 	@echo "the chain (DATA=data/sample by default; DATA=kaggle downloads; DATA=dir any folder):"
@@ -67,6 +67,9 @@ help:
 	@echo "  make cv          SCENARIO=1 FOLDS=5 [UNCERTAINTY=mc:20]: cross-validation by patient"
 	@echo "  make sweep       SCENARIOS='1 3' FOLDS=5 SEEDS=0,1 [ENGINE=slurm|local, -jN]"
 	@echo "  make ambiguities every reading of what the post leaves unsaid [SEEDS=0,1 ENGINE=slurm -jN]"
+	@echo "  make fourcases   the four cases: similar and different data x scenarios x sizes x folds"
+	@echo "                   [SIZES=0.125,1 CV=5 SEEDS=0 SCENARIO='1 3' DATA_SIMILAR= DATA_DIFFERENT="
+	@echo "                   SUMMARY=1: only the summary of the cells done]"
 	@echo "  make demo        offline: generated fundus images -> scenario 1 -> report"
 	@echo "tests and tools:"
 	@echo "  make install     .venv with the pinned packages (DEVICE=cuda: and Debian's pygpu)"
@@ -248,6 +251,18 @@ ambiguities: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline sweep plan --ambiguities $(AMBIGUITY_FILE) --runs $(AMBIGUITY_RUNS) \
 	  --images $(DATA_DIR) $(if $(NEEDS_WEIGHTS),--weights $(WEIGHTS)) $(PLAN_ARGS)
 	$(call run-plan,$(AMBIGUITY_RUNS))
+
+# ---- the four transfer-learning cases: both datasets (similar to ImageNet: data/caltech;
+# unlike it: data/sample) x scenarios x training sizes x folds, scenarios/fourcases.toml;
+# the full-size fundus folds of make reproduce CV=5 are reused
+FOURCASES_ARGS = $(if $(SIZES),--sizes $(SIZES)) $(if $(CV),--folds $(CV)) \
+                 $(if $(SEEDS),--seeds $(SEEDS)) \
+                 $(if $(filter command line,$(origin SCENARIO)),--scenarios "$(SCENARIO)") \
+                 $(if $(DATA_SIMILAR),--data-similar $(DATA_SIMILAR)) \
+                 $(if $(DATA_DIFFERENT),--data-different $(DATA_DIFFERENT)) \
+                 --weights $(WEIGHTS) --runs $(RUNS)
+fourcases: $(DEVICE_CHECK) $(WEIGHTS) | $(STAMP)
+	$(PY) -m pipeline fourcases $(FOURCASES_ARGS) $(if $(SUMMARY),--summarise-only)
 
 # a real single-node SLURM (slurm-wlm + munge, installed when root on Debian) runs
 # a small sweep; skips with one line where it cannot

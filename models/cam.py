@@ -88,3 +88,18 @@ def compile_cam(net, spec, rows):
                 - T.log(T.exp(z_neg - z_neg.max(axis=1, keepdims=True)).sum(axis=1))
                 - z_neg.max(axis=1))
     return function([net["data"].input_var], [cam, offset, log_odds], "class-activation map")
+
+
+def compile_class_maps(net, spec):
+    """A Theano function data -> (maps N x C x H x W, biases C) in test mode: every class's
+    own map ``M_c`` (Zhou et al.'s CAM), with ``maps.mean((2, 3)) + biases`` equal to the
+    logits; for class-labelled data, where no class is "referable"."""
+    from .device import function
+    blob, pool = cam_layers(spec)
+    if net[pool].output_shape[2:] != (1, 1):
+        raise UnknownLayer("%s is not a global pool" % pool)
+    classifier = net["loss3/classifier"]
+    maps = lasagne.layers.get_output(net[blob], deterministic=True)  # N x K x H x W
+    per_class = T.tensordot(maps, classifier.W, axes=[[1], [0]])  # N x H x W x C
+    return function([net["data"].input_var], [per_class.dimshuffle(0, 3, 1, 2),
+                                              classifier.b], "class maps")

@@ -1,5 +1,6 @@
 """``python -m pipeline COMMAND``: the command line of every stage."""
 import argparse
+import os
 import logging
 import sys
 
@@ -70,9 +71,11 @@ def cmd_synthetic(args):
 
 
 def cmd_train(args):
+    from .data.dataset import data_classes
     from .recipe.config import load_scenario
     from .train import train
-    config = load_scenario(args.scenario, args.set)
+    config = load_scenario(args.scenario, args.set, classes=data_classes(args.data)
+                           if os.path.isfile(args.data) else None)
     run_dir = train(config, args.data, args.weights, args.runs, reuse=args.reuse, name=args.name,
                     reuse_from=args.reuse_from)
     if run_dir is None:
@@ -114,6 +117,20 @@ def cmd_cv(args):
                           resamples=args.resamples, uncertainty=args.uncertainty,
                           measure=args.measure,
                           reuse_from=args.reuse_from)
+    return 0 if done is not None else 130
+
+
+def cmd_fourcases(args):
+    from .fourcases import plan, read_grid, run
+    from .recipe.config import FOURCASES
+    data = {"similar": args.data_similar, "different": args.data_different}
+    grid = read_grid(args.grid or FOURCASES, sizes=args.sizes, folds=args.folds, seeds=args.seeds or None,
+                     scenarios=args.scenarios.split() if args.scenarios else None, data=data)
+    if args.plan_only:
+        print(plan(grid, args.weights, args.runs)[1])
+        return 0
+    done = run(grid, args.weights, args.runs, summarise_only=args.summarise_only,
+               resamples=args.resamples)
     return 0 if done is not None else 130
 
 
@@ -320,6 +337,25 @@ def parser():
                         "too (make reproduce CV=k's runs/cv-kK; repeatable)")
     add_statistics(v)
     v.set_defaults(func=cmd_cv)
+
+    fc = sub.add_parser("fourcases", help="the four transfer-learning cases: both datasets x "
+                        "scenarios x training sizes x folds (scenarios/fourcases.toml)")
+    fc.add_argument("--grid", help="the grid file (default scenarios/fourcases.toml)")
+    fc.add_argument("--sizes", help="0.125,0.25,0.5,1 (fractions) or 2,5,10 (images per "
+                    "class or level): every scenario at these sizes")
+    fc.add_argument("--folds", type=int)
+    fc.add_argument("--seeds", type=seed_list, default=[])
+    fc.add_argument("--scenarios", help="space-separated: only these of the grid")
+    fc.add_argument("--data-similar", help="a folder of images + labels.csv instead of the "
+                    "grid's similar data")
+    fc.add_argument("--data-different", help="the same, for the different data")
+    fc.add_argument("--weights")
+    fc.add_argument("--runs", default="runs")
+    fc.add_argument("--plan-only", action="store_true", help="only the plan line")
+    fc.add_argument("--summarise-only", action="store_true",
+                    help="train nothing: the summary of the cells done")
+    fc.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    fc.set_defaults(func=cmd_fourcases)
 
     sw = sub.add_parser("sweep", help="scenarios x folds x seeds, here or as a SLURM job array")
     sw.add_argument("step", choices=("plan", "prepare", "finish", "submit"))

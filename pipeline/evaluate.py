@@ -12,6 +12,10 @@ split; results go to ``RUN/external/<dataset>/``.
 
 Writes ``evaluation.json``, ``predictions.npz`` and the plots ``roc.png``,
 ``confusion.png``, ``calibration.png``.
+
+Class-labelled data (target ``classes``) have no referable class and no operating
+point: accuracy and mean per-class accuracy with 95 % intervals over images, the
+multi-class log-loss and the confusion matrix (``evaluate_classes``).
 """
 import json
 import time
@@ -26,6 +30,7 @@ from models.model_io import load_model
 
 from .data.dataset import Dataset, open_split, rotations
 from .errors import InputError
+from .evidence.fourcases import bootstrap_class, class_metrics
 from .evidence.grading import expected_grade, grading, tune_cuts
 from .evidence.metrics import referable_decision, referable_score, screening_metrics
 from .evidence.stats import DEFAULT_RULE, RESAMPLES, bootstrap, choose_cut
@@ -161,6 +166,9 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
     _, input_shape, net = load_model(str(model))
     fn = googlenet.compile_forward(net, ["prob"])
     crop = input_shape[1]
+    if config["target"] == "classes":
+        return evaluate_classes(fn, crop, config, data_path, external, out_dir, settings,
+                                started, resamples, seed, progress)
     point = operating_point(fn, run_dir, config, env, crop, tta, rule, progress)
     data = Dataset(data_path, "all") if external else open_split(data_path, "test", config)
     if len(data) == 0:
@@ -204,6 +212,46 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
                                                    + tuple(g["kappa_argmax"]["ci"])
                                                    + (g["cuts"], g["kappa_tuned"]["value"])
                                                    + tuple(g["kappa_tuned"]["ci"])))
+    return result
+
+
+def evaluate_classes(fn, crop, config, data_path, external, out_dir, settings, started,
+                     resamples, seed, progress):
+    """The evaluation of a run on class-labelled data: its test split (or all of other
+    data), each image its own unit of the bootstrap; TTA: the mirrored image beside the
+    original (the class data's augmentation), never rotations."""
+    data = Dataset(data_path, "all") if external else open_split(data_path, "test",
+                                                                              config)
+    if data.classes != config["classes"]:
+        raise InputError("%s: classes %s, the run's %s" % (data_path, ", ".join(data.classes),
+                                                          ", ".join(config["classes"])))
+    if len(data) == 0:
+        raise InputError("%s: no usable images in the %s split" % (data_path, "whole" if external
+                                                                  else "test"))
+    flips = (False, True) if settings["tta"] else (False,)
+    probs = predict(fn, data, crop, flips=flips, progress=progress,
+                    desc="evaluate: %s" % ("all images" if external else "test split"))
+    metrics = class_metrics(probs, data.targets)
+    intervals = bootstrap_class(probs, data.targets, resamples, seed)
+    result = {
+        "run": str(out_dir if not external else out_dir.parents[1]), "data":
+        str(Path(data_path).resolve()), "external": external,
+        "split": "all" if external else "test", "tta": settings["tta"], "n": len(data),
+        "command": command_line(), "settings": settings, "classes": data.classes,
+        "bootstrap": intervals.pop("bootstrap"), "argmax": intervals,
+        "log_loss": metrics["log_loss"], "confusion": metrics["confusion"],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_savez(out_dir / "predictions.npz", probs=probs, levels=data.levels,
+                 names=np.array(data.names), patients=np.array(data.patients))
+    title = "(%s, %d images)" % (Path(data_path).stem if external else "test split", len(data))
+    plot_confusion(result["confusion"], data.classes, str(out_dir / "confusion.png"), title)
+    result["seconds"] = time.perf_counter() - started
+    atomic_write_bytes(out_dir / "evaluation.json", json.dumps(result, indent=2).encode())
+    print("evaluate %s: %s, log-loss %.3f" % (title, ", ".join(
+        "%s %.3f [%.3f, %.3f]" % ((m.replace("_", " "), intervals[m]["value"])
+                                  + tuple(intervals[m]["ci"]))
+        for m in ("accuracy", "mean_class_accuracy")), metrics["log_loss"]))
     return result
 
 

@@ -72,7 +72,8 @@ def load_run(run_dir):
     env = json.loads((run_dir / "environment.json").read_text())
     try:
         with h5py.File(env["data"], "r") as f:
-            preprocessing = {"size": int(f.attrs["size"]), "lcn": bool(f.attrs["lcn"])}
+            preprocessing = {"size": int(f.attrs["size"]), "lcn": bool(f.attrs["lcn"]),
+                             "crop": f.attrs.get("crop", "retina")}
     except (OSError, KeyError) as e:
         raise InputError("%s: the run's training data %s cannot be read (%s): its "
                          "preprocessing is unknown" % (run_dir, env["data"], e))
@@ -181,6 +182,12 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
     one PNG per image; returns (the CSV path, images scored, files skipped, img/s).
     ``uncertainty``: ``mc:T`` or ``ensemble`` (the module docstring)."""
     config, evaluation, prep, spec, input_shape, net = load_run(run_dir)
+    if config["target"] == "classes":
+        if uncertainty:
+            raise InputError("%s: a run on class-labelled data: referral (UNCERTAINTY=) is "
+                             "for referable DR" % run_dir)
+        return predict_classes(run_dir, paths, out, heatmaps, batch_size, progress,
+                               (config, evaluation, prep, spec, input_shape, net))
     referral, refer_at, members = (referral_of(run_dir, evaluation, uncertainty, refer, measure)
                                    if uncertainty else (None, None, ()))
     files, skipped = image_files(paths)
@@ -195,36 +202,26 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
     if heatmaps:
         from .render.plots import plot_heatmap
         os.makedirs(heatmaps, exist_ok=True)
-    names, probs, samples, failed = [], [], [], len(skipped)
+    names, probs, samples = [], [], []
     start = time.perf_counter()
-    with tqdm(total=len(files), unit="img", desc="predict", disable=not progress) as bar:
-        for begin in range(0, len(files), batch_size):
-            chunk, images = [], []
-            for path in files[begin:begin + batch_size]:
-                image, error = read_image(path, prep["size"], prep["lcn"])
-                if error:
-                    tqdm.write("predict: skipped unreadable image %s: %s" % (path, error),
-                               file=sys.stderr)
-                    failed += 1
-                else:
-                    images.append(image)
-                    chunk.append(path)
-            bar.update(len(files[begin:begin + batch_size]))
-            if not chunk:
-                continue
-            images = np.stack(images)
-            p, drawn = score_of(images, [os.path.splitext(os.path.basename(c))[0]
-                                         for c in chunk])
-            names += chunk
-            probs.append(p)
-            samples.append(drawn)
-            if heatmaps:
-                maps = cam_fn(caffe_batch(images, crop))[0]
-                for path, rgb, cam, score in zip(chunk, centre_crop(images, crop), maps,
-                                                 referable_score(p, config["target"], threshold)):
-                    stem = os.path.splitext(os.path.basename(path))[0]
-                    plot_heatmap(rgb, cam, os.path.join(heatmaps, stem + ".png"),
-                                 "%s: P(referable) %.3f" % (stem, score))
+    batches = readable(files, prep, batch_size, progress)
+    while True:
+        try:
+            chunk, images = next(batches)
+        except StopIteration as done:
+            failed = done.value + len(skipped)
+            break
+        p, drawn = score_of(images, [os.path.splitext(os.path.basename(c))[0] for c in chunk])
+        names += chunk
+        probs.append(p)
+        samples.append(drawn)
+        if heatmaps:
+            maps = cam_fn(caffe_batch(images, crop))[0]
+            for path, rgb, cam, score in zip(chunk, centre_crop(images, crop), maps,
+                                             referable_score(p, config["target"], threshold)):
+                stem = os.path.splitext(os.path.basename(path))[0]
+                plot_heatmap(rgb, cam, os.path.join(heatmaps, stem + ".png"),
+                             "%s: P(referable) %.3f" % (stem, score))
     seconds = time.perf_counter() - start
     probs = np.concatenate(probs) if probs else np.zeros((0, num_classes(config)))
     if referral:
@@ -233,6 +230,77 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
         write_csv(out, names, probs, config, point, samples, refer_at, measure)
     else:
         write_csv(out, names, probs, config, evaluation["operating_point"])
+    return out, len(names), failed, len(names) / seconds if seconds else 0.0
+
+
+def readable(files, prep, batch_size, progress):
+    """Yield (paths, images N x S x S x 3) of ``files`` in batches, each unreadable file
+    reported by name and skipped; then the count of those skipped (``StopIteration.value``)."""
+    failed = 0
+    with tqdm(total=len(files), unit="img", desc="predict", disable=not progress) as bar:
+        for begin in range(0, len(files), batch_size):
+            chunk, images = [], []
+            for path in files[begin:begin + batch_size]:
+                image, error = read_image(path, prep["size"], prep["lcn"], prep["crop"])
+                if error:
+                    tqdm.write("predict: skipped unreadable image %s: %s" % (path, error),
+                               file=sys.stderr)
+                    failed += 1
+                else:
+                    images.append(image)
+                    chunk.append(path)
+            bar.update(len(files[begin:begin + batch_size]))
+            if chunk:
+                yield chunk, np.stack(images)
+    return failed
+
+
+def predict_classes(run_dir, paths, out, heatmaps, batch_size, progress, loaded):
+    """``predict_files`` for a run on class-labelled data: per image a probability per
+    class (``p_<class>``), the predicted ``class`` and, with ``heatmaps``, the
+    class-activation map of the predicted class; scored as the run was evaluated (with
+    TTA: the mean over the image and its mirror)."""
+    from models.cam import compile_class_maps
+    config, evaluation, prep, spec, input_shape, net = loaded
+    files, skipped = image_files(paths)
+    for other in skipped:
+        print("predict: skipped %s: not an image file" % other, file=sys.stderr)
+    out = Path(out or "predictions-%s.csv" % Path(run_dir).resolve().name)
+    crop, classes = input_shape[1], config["classes"]
+    fn = googlenet.compile_forward(net, ["prob"])
+    maps_fn = compile_class_maps(net, spec) if heatmaps else None
+    if heatmaps:
+        from .render.plots import plot_heatmap
+        os.makedirs(heatmaps, exist_ok=True)
+    flips = (False, True) if evaluation["settings"]["tta"] else (False,)
+    names, probs, start = [], [], time.perf_counter()
+    batches = readable(files, prep, batch_size, progress)
+    while True:
+        try:
+            chunk, images = next(batches)
+        except StopIteration as done:
+            failed = done.value + len(skipped)
+            break
+        p = np.mean([fn(caffe_batch(images, crop, flips=np.full(len(images), f)))[0]
+                     for f in flips], axis=0)
+        names += chunk
+        probs.append(p)
+        if heatmaps:
+            maps = maps_fn(caffe_batch(images, crop))[0]
+            for path, rgb, m, row in zip(chunk, centre_crop(images, crop), maps, p):
+                stem = os.path.splitext(os.path.basename(path))[0]
+                c = int(row.argmax())
+                plot_heatmap(rgb, m[c], os.path.join(heatmaps, stem + ".png"),
+                             "%s: %s, p %.3f" % (stem, classes[c], row[c]),
+                             "predicted-class map (logit units)")
+    seconds = time.perf_counter() - start
+    probs = np.concatenate(probs) if probs else np.zeros((0, len(classes)))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["image", "class"] + ["p_%s" % c for c in classes])
+    for name, p in zip(names, probs):
+        writer.writerow([name, classes[int(p.argmax())]] + ["%.6f" % v for v in p])
+    atomic_write_bytes(out, text.getvalue().encode())
     return out, len(names), failed, len(names) / seconds if seconds else 0.0
 
 

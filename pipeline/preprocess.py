@@ -1,20 +1,25 @@
-"""Preprocess: fundus images + labels -> one chunked HDF5 image store.
+"""Preprocess: fundus images (or natural photographs) + labels -> one chunked HDF5
+image store.
 
 Input: a directory with the images (in ``images/``, ``train/`` or the directory
 itself, ``.jpeg``/``.jpg``/``.png``/``.tif``) and ``labels.csv`` or
-``trainLabels.csv`` with columns ``image,level`` (Kaggle's layout).
+``trainLabels.csv`` with columns ``image,level`` (Kaggle's layout) or
+``image,class`` (class-labelled data, e.g. the embedded Caltech-101 subset).
 
-For each image: decode at reduced size (JPEG draft mode), crop to the retina
-(drop the black border), pad to a square, resize to ``size`` x ``size``,
+For each fundus image: decode at reduced size (JPEG draft mode), crop to the
+retina (drop the black border), pad to a square, resize to ``size`` x ``size``,
 optionally subtract a Gaussian-blurred copy (local contrast normalisation, as
-the Kaggle winners did). Stored as uint8 RGB; Caffe's BGR/mean handling happens
-at batch time.
+the Kaggle winners did). Class-labelled photographs are warped to ``size`` x
+``size`` as Caffe prepares ImageNet, never retina-cropped (attrs ``crop``).
+Stored as uint8 RGB; Caffe's BGR/mean handling happens at batch time.
 
 HDF5 layout: ``images`` (N, size, size, 3) uint8, contiguous; ``level``
-(N,) int8; ``name``, ``patient`` (N,) strings; ``split`` (N,) int8 (0 train,
-1 val, 2 test); ``ok`` (N,) bool (False: the image could not be read, listed in
-attrs ``failed``). The split is by patient (Kaggle's ``10_left`` and
-``10_right`` are patient ``10``), stratified by the patient's worst level.
+(N,) int8: the DR level, or for class data the class index (attrs ``classes``:
+the class names as JSON); ``name``, ``patient`` (N,) strings; ``split`` (N,)
+int8 (0 train, 1 val, 2 test); ``ok`` (N,) bool (False: the image could not be
+read, listed in attrs ``failed``). The split is by patient (Kaggle's
+``10_left`` and ``10_right`` are patient ``10``), stratified by the patient's
+worst level (or class).
 
 The file is built as ``OUT.partial`` (with a journal of the images done,
 see ``Partial``) and renamed when complete. A killed run resumes from the
@@ -42,8 +47,8 @@ from .errors import InputError
 
 
 def _work(task):
-    index, path, size, lcn = task
-    image, error = read_image(path, size, lcn)
+    index, path, size, lcn, crop = task
+    image, error = read_image(path, size, lcn, crop)
     return index, image, error and "%s: %s" % (os.path.basename(path), error)
 
 
@@ -68,10 +73,16 @@ def preprocess(data_dir, out, size=256, lcn=False, seed=0, fractions=(0.7, 0.15,
     is kept and the next run resumes it.
     """
     labels_path, images_dir = find_inputs(data_dir)
-    rows = read_labels(labels_path, images_dir)
+    rows, classes = read_labels(labels_path, images_dir)
+    if classes and lcn:
+        raise InputError("%s: local contrast normalisation (LCN) is for fundus photographs, "
+                         "not class-labelled data" % labels_path)
     splits = split_by_patient([r[0] for r in rows], [r[1] for r in rows], fractions, seed)
     config = _config(labels_path, size, lcn, seed, fractions)
     config["source"] = os.path.abspath(data_dir)
+    config["crop"] = "warp" if classes else "retina"
+    if classes:
+        config["classes"] = json.dumps(classes)
     if reuse and os.path.isfile(out):
         with h5py.File(out, "r") as f:
             if all(_same(f.attrs.get(k), v) for k, v in config.items()):
@@ -86,7 +97,7 @@ def preprocess(data_dir, out, size=256, lcn=False, seed=0, fractions=(0.7, 0.15,
         try:
             if not partial.resume(rows, config):
                 partial.create(rows, config, splits)
-            tasks = [(i, rows[i][2], size, lcn) for i in range(len(rows))
+            tasks = [(i, rows[i][2], size, lcn, config["crop"]) for i in range(len(rows))
                      if i not in partial.entries]
             _run(partial, pool, tasks, len(rows), progress)
             ok, failed, counts = partial.finish(out, rows, splits)
@@ -96,8 +107,8 @@ def preprocess(data_dir, out, size=256, lcn=False, seed=0, fractions=(0.7, 0.15,
         finally:
             partial.close()
     summary = {"images": len(rows), "stored": int(ok.sum()), "failed": failed, "counts": counts}
-    print("preprocess: %d images stored, %d skipped as unreadable; per split and level: %s"
-          % (summary["stored"], len(failed), json.dumps(counts)))
+    print("preprocess: %d images stored, %d skipped as unreadable; per split and %s: %s"
+          % (summary["stored"], len(failed), "class" if classes else "level", json.dumps(counts)))
     return summary
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from models.fileio import sha1_of
 
+from .data.dataset import data_classes
 from .errors import InputError
 from .learn.features import build_features_net, features_dir, train_features
 from .learn.finetune import build_finetune_net, finetune
@@ -40,6 +41,14 @@ def train(config, data_path, weights=None, runs_root="runs", progress=True, reus
     """
     if not os.path.exists(data_path):
         raise InputError("%s: no preprocessed data (run make preprocess)" % data_path)
+    classes = data_classes(data_path)
+    if config.get("classes") != classes:
+        raise InputError("%s: %s; scenario %s was made for %s (make the config with the data's "
+                         "classes: DATA=...)" % (
+                             data_path, "classes %s" % ", ".join(classes) if classes
+                             else "DR levels", config["scenario"],
+                             "classes %s" % ", ".join(config["classes"])
+                             if config.get("classes") else "DR levels"))
     pretrained = config.get("init", "pretrained") == "pretrained"
     if pretrained and weights and not os.path.exists(weights):
         raise InputError("%s: weights file not found (make weights, or WEIGHTS=...)" % weights)

@@ -1,5 +1,6 @@
 """Reading the preprocessed HDF5 store: splits, targets, batches in Caffe's convention,
 and ``prefetched``, which makes the next batches while the current step runs."""
+import json
 import queue
 import threading
 import time
@@ -11,6 +12,17 @@ from models.googlenet import to_caffe_input
 
 from ..errors import InputError
 from .splits import SPLITS, kfold_by_patient, patient_of
+from .subsets import training_subset
+
+
+def data_classes(path):
+    """The class names of class-labelled preprocessed data ``path``, or None for DR levels."""
+    try:
+        with h5py.File(path, "r") as f:
+            classes = f.attrs.get("classes")
+    except OSError as e:
+        raise InputError("%s: cannot open the preprocessed data (%s)" % (path, e))
+    return json.loads(classes) if classes is not None else None
 
 
 def fold_splits(names, levels, folds, fold, seed=0):
@@ -25,11 +37,16 @@ class Dataset(object):
 
     ``split``: train, val, test (the file's patient split, or, with ``folds``,
     that of ``fold`` of a cross-validation by patient) or all. ``targets``: class
-    per image, ``levels`` (0-4) or ``binary`` (level >= ``threshold``, i.e.
-    referable DR). Images are read lazily, in index order.
+    per image (``target`` None: binary for DR levels, classes for class data), ``levels`` (0-4), ``binary`` (level >= ``threshold``, i.e.
+    referable DR) or, for class-labelled data, ``classes`` (the class index;
+    ``levels`` then holds it too). ``train_size`` (the train split only): the
+    nested, stratified, patient-whole subset of ``data.subsets.training_subset``
+    (a fraction, or images per class or level). Images are read lazily, in index
+    order.
     """
 
-    def __init__(self, path, split, target="binary", threshold=2, folds=None, fold=None):
+    def __init__(self, path, split, target=None, threshold=2, folds=None, fold=None,
+                 train_size=None):
         try:
             self.file = h5py.File(path, "r")
         except OSError as e:
@@ -44,18 +61,32 @@ class Dataset(object):
             codes = fold_splits(names, levels, folds, fold) if folds else f["split"][:]
             keep = keep & (codes == SPLITS.index(split))
         self.index = np.flatnonzero(keep)
+        if train_size is not None and split == "train":
+            self.index = self.index[training_subset(names[self.index], levels[self.index],
+                                                    train_size)]
         self.levels = levels[self.index].astype(np.int64)
         self.names = names[self.index].tolist()
         self.patients = [patient_of(n) for n in self.names]
+        classes = f.attrs.get("classes")
+        self.classes = json.loads(classes) if classes is not None else None
+        if target is None:  # as the data are labelled
+            target = "classes" if self.classes else "binary"
+        if (target == "classes") != (self.classes is not None):
+            raise InputError("%s: target %s does not apply to %s" % (
+                path, target, "class-labelled data (target classes)" if self.classes
+                else "DR levels (target binary or levels)"))
         self.target, self.threshold = target, threshold
-        if target == "binary":
+        if target == "classes":
+            self.targets = self.levels.astype(np.int32)
+            self.num_classes = len(self.classes)
+        elif target == "binary":
             self.targets = (self.levels >= threshold).astype(np.int32)
             self.num_classes = 2
         elif target == "levels":
             self.targets = self.levels.astype(np.int32)
             self.num_classes = 5
         else:
-            raise ValueError("target must be binary or levels, not %r" % target)
+            raise ValueError("target must be binary, levels or classes, not %r" % target)
         self.image_size = f["images"].shape[1]
 
     def __len__(self):
@@ -96,7 +127,7 @@ def caffe_batch(images, crop, rotations=None, flips=None):
 def open_split(path, split, config):
     """The Dataset of ``split`` as ``config`` defines it (target, threshold, folds)."""
     return Dataset(path, split, config["target"], config.get("threshold", 2),
-                   config.get("folds"), config.get("fold"))
+                   config.get("folds"), config.get("fold"), config.get("train_size"))
 
 
 def balanced_positions(targets, n, rng):

@@ -1,5 +1,9 @@
-"""The image operations of preprocessing: find the retina, crop it to a square, resize,
-and optionally Graham-style local contrast normalisation. Arrays are H x W x 3 uint8 RGB."""
+"""The image operations of preprocessing. Fundus photographs (``crop = "retina"``): find
+the retina, crop it to a square, resize, and optionally Graham-style local contrast
+normalisation. Natural photographs (``crop = "warp"``): resized to a square ignoring the
+aspect ratio, as Caffe prepares ImageNet (``convert_imageset --resize_height=256
+--resize_width=256``; Pillow's bilinear filter where Caffe uses OpenCV's). Arrays are
+H x W x 3 uint8 RGB."""
 import numpy as np
 from PIL import Image, ImageFilter
 
@@ -37,19 +41,25 @@ def local_contrast(rgb, sigma_fraction=1 / 30.0):
     return out
 
 
-def load_image(path, size, lcn=False):
+#: how an image becomes a square: ``retina`` (fundus) or ``warp`` (natural photographs)
+CROPS = ("retina", "warp")
+
+
+def load_image(path, size, lcn=False, crop="retina"):
     """The preprocessed size x size x 3 uint8 image of one file (OSError if unreadable)."""
     with Image.open(path) as image:
-        if image.format == "JPEG":
+        if image.format == "JPEG" and crop == "retina":
             image.draft("RGB", (size, size))  # decode at 1/2..1/8 scale, still >= size
+        if crop == "warp":
+            return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
         rgb = np.asarray(image.convert("RGB"))
     out = crop_retina(rgb, size)
     return local_contrast(out) if lcn else out
 
 
-def read_image(path, size, lcn=False):
+def read_image(path, size, lcn=False, crop="retina"):
     """(``load_image``'s image, None), or (None, why) for a file PIL cannot read."""
     try:
-        return load_image(path, size, lcn), None
+        return load_image(path, size, lcn, crop), None
     except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for corrupt files
         return None, str(e)

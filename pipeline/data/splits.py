@@ -1,6 +1,7 @@
 """Which split (train / val / test) or cross-validation fold each image is in: whole
 patients (Kaggle's ``10_left`` and ``10_right`` are patient ``10``), stratified by
-each patient's worst level, shuffled with a recorded seed."""
+each patient's worst level (or class, for class-labelled data: the integer label
+either way), shuffled with a recorded seed."""
 import re
 
 import numpy as np
@@ -29,7 +30,7 @@ def split_by_patient(names, levels, fractions=(0.7, 0.15, 0.15), seed=0):
     rng = np.random.RandomState(seed)
     patient_split = {}
     bounds = np.cumsum(fractions) / np.sum(fractions)
-    for level in range(5):
+    for level in sorted(set(patient_level.values())):
         group = sorted(p for p, l in patient_level.items() if l == level)
         rng.shuffle(group)
         cuts = np.round(bounds * len(group)).astype(int)
@@ -44,7 +45,7 @@ def kfold_by_patient(names, levels, folds, seed=0):
     patient_level = worst_levels(names, levels)
     rng = np.random.RandomState(seed)
     patient_fold, dealt = {}, 0
-    for level in range(5):
+    for level in sorted(set(patient_level.values())):
         group = sorted(p for p, l in patient_level.items() if l == level)
         rng.shuffle(group)
         for p in group:  # continue the deal across levels: fold sizes differ by one at most

@@ -176,7 +176,10 @@ class Partial(object):
         ok[[i for i, e in self.entries.items() if "sha1" in e]] = True
         failed = [e["error"] for _, e in sorted(self.entries.items()) if "error" in e]
         f["ok"][:] = ok
-        counts = {name: np.bincount(f["level"][:][ok & (splits == k)], minlength=5).tolist()
+        classes = f.attrs.get("classes")
+        k_labels = len(json.loads(classes)) if classes is not None else 5
+        counts = {name: np.bincount(f["level"][:][ok & (splits == k)],
+                                    minlength=k_labels).tolist()
                   for k, name in enumerate(SPLITS)}
         f.attrs["counts"] = json.dumps(counts)
         f.attrs["failed"] = json.dumps(failed)

@@ -74,8 +74,14 @@ def screening_metrics(probs, levels, target, threshold=2):
 
 
 def validation_row(probs, data, config):
-    """The validation columns of ``metrics.csv`` for ``probs`` over a Dataset split."""
+    """The validation columns of ``metrics.csv`` for ``probs`` over a Dataset split
+    (class-labelled data: loss, accuracy and mean per-class accuracy)."""
+    loss = -np.mean(np.log(np.clip(probs[np.arange(len(probs)), data.targets], 1e-12, None)))
+    if config["target"] == "classes":
+        pred = probs.argmax(axis=1)
+        recalls = [(pred[data.targets == c] == c).mean() for c in np.unique(data.targets)]
+        return {"val_loss": float(loss), "val_accuracy": float((pred == data.targets).mean()),
+                "val_mean_class_accuracy": float(np.mean(recalls))}
     m = screening_metrics(probs, data.levels, config["target"], config.get("threshold", 2))
-    loss = -np.mean(np.log(np.clip(probs[np.arange(len(data)), data.targets], 1e-12, None)))
     return {"val_loss": float(loss), "val_accuracy": m["accuracy"], "val_kappa": m["kappa"],
             "val_auc": m["auc"]}

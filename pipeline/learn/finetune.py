@@ -106,7 +106,7 @@ def finetune(config, data_path, built, run_dir, progress=True):
     weights_of_class = (class_weights(train.targets, train.num_classes)
                         if config.get("balance") == "loss_weights"
                         else np.ones(train.num_classes, np.float32))
-    iterations = -(-len(train) // config["batch_size"])
+    iterations = config.get("steps_per_epoch") or -(-len(train) // config["batch_size"])
     solver = dict(config["solver"])
     solver.setdefault("max_iter", iterations * config["epochs"])
     checkpoint = run_dir / "checkpoint.npz"

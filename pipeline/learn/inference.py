@@ -103,21 +103,25 @@ def tta_probs(fn, images, crop, rotations=(0,)):
                     for degrees in rotations], axis=0)
 
 
-def predict(fn, data, crop, batch_size=32, rotations=(0,), desc="predict", progress=True):
+def predict(fn, data, crop, batch_size=32, rotations=(0,), desc="predict", progress=True,
+            flips=(False,)):
     """Class probabilities of ``fn`` (a compiled ``prob``) over a whole Dataset split,
-    averaged over ``rotations`` (degrees); a progress bar (images x rotations) on stderr."""
+    averaged over ``rotations`` (degrees) and ``flips`` (False: as is, True: mirrored
+    left-right); a progress bar (images x views) on stderr."""
     from tqdm import tqdm
+    views = [(degrees, flip) for flip in flips for degrees in rotations]
     probs = 0
-    with tqdm(total=len(data) * len(rotations), unit="img", desc=desc, leave=False,
+    with tqdm(total=len(data) * len(views), unit="img", desc=desc, leave=False,
               disable=not progress) as bar:
-        for degrees in rotations:
+        for degrees, flip in views:
             batches = prefetched(lambda start: data.batch(
                 np.arange(start, min(start + batch_size, len(data))), crop,
-                np.full(min(batch_size, len(data) - start), degrees // 90)),
+                np.full(min(batch_size, len(data) - start), degrees // 90),
+                np.full(min(batch_size, len(data) - start), True) if flip else None),
                 range(0, len(data), batch_size))
             out = []
             for x, _ in batches:
                 out.append(fn(x)[0])
                 bar.update(len(x))
             probs = probs + np.concatenate(out)
-    return probs / len(rotations)
+    return probs / len(views)

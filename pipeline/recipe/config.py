@@ -16,12 +16,17 @@ from pathlib import Path
 from models.googlenet import NETWORKS
 from models.solver import read_solver_prototxt
 
+from ..data.subsets import size_kind
 from ..errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 #: the readings file of ``make ambiguities`` (pipeline.ambiguities), beside the scenarios
 AMBIGUITIES = SCENARIOS / "ambiguities.toml"
+#: the grid of ``make fourcases`` (pipeline.fourcases), beside the scenarios
+FOURCASES = SCENARIOS / "fourcases.toml"
+#: the files of ``scenarios/`` that are no scenario
+NOT_SCENARIOS = (AMBIGUITIES, FOURCASES)
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 
 
@@ -77,7 +82,15 @@ SCHEMA = {
     "method": Key("str", ("finetune", "features")),
     "network": Key("str", tuple(NETWORKS)),
     "init": Key("str", ("pretrained", "random")),
-    "target": Key("str", ("binary", "levels")),
+    "target": Key("str", ("binary", "levels", "classes")),
+    # class-labelled data: the data's class names (set from the data, CLASS_DATA)
+    "classes": Key("list[str]"),
+    # the training part cut to a nested, stratified subset (data.subsets): a fraction in
+    # (0, 1] or a count of images per class or level
+    "train_size": Key("number", low=0),
+    # SGD steps per epoch when not ceil(training images / batch): the four-cases grid
+    # gives a subset the steps of its full training part (pipeline.fourcases)
+    "steps_per_epoch": Key("int", low=1),
     "threshold": Key("int", low=1, high=4),
     "balance": Key("str", ("sampling", "loss_weights", "none")),
     "crop": Key("int", low=1),
@@ -186,6 +199,16 @@ def validate(config, source, origins=None):
         fail("fold" if "folds" in flat else "folds", "missing (folds and fold go together)")
     if flat.get("fold", 0) >= flat.get("folds", 1 << 30):
         fail("fold", "%r is not below folds (%r)" % (flat["fold"], flat["folds"]))
+    if (flat.get("target") == "classes") != ("classes" in flat):
+        fail("target", "classes is the target of class-labelled data only (DATA with a "
+             "labels.csv image,class)" if "classes" not in flat else
+             "%r with class names set: class-labelled data take target classes"
+             % flat.get("target"))
+    if "train_size" in flat:
+        try:
+            size_kind(flat["train_size"])
+        except InputError as e:
+            fail("train_size", str(e))
     _check_layers(flat, fail)
 
 
@@ -203,8 +226,28 @@ def _check_layers(flat, fail):
 
 
 def num_classes(config):
-    """Outputs of the new classifiers: 2 for ``binary`` (referable or not), 5 for ``levels``."""
+    """Outputs of the new classifiers: 2 for ``binary`` (referable or not), 5 for
+    ``levels``, the data's classes for ``classes``."""
+    if config["target"] == "classes":
+        return len(config["classes"])
     return 2 if config["target"] == "binary" else 5
+
+
+#: what a scenario becomes on class-labelled data (natural photographs): a softmax over
+#: the data's classes, and the augmentation that suits photographs (left-right mirroring;
+#: 90-degree rotations are the fundus recipe's and a reading of scenarios/ambiguities.toml)
+CLASS_DATA = {"target": "classes", "rotations": [0], "flip": True}
+
+
+def for_classes(config, classes, path):
+    """``config`` on class-labelled data with ``classes`` (CLASS_DATA applied, the
+    classes recorded); a scenario whose target cannot apply is refused by name."""
+    if config.get("target") == "levels":
+        raise InputError("%s: scenario %s grades five DR levels; it cannot apply to "
+                         "class-labelled data" % (path, path.stem))
+    out = merged(config, CLASS_DATA)
+    out["classes"] = list(classes)
+    return out
 
 
 def parse_override(text):
@@ -247,20 +290,24 @@ def read_scenario_file(path, seen=()):
 
 def scenario_files():
     """The scenario files of ``scenarios/``."""
-    return sorted(p for p in SCENARIOS.glob("*.toml") if p != AMBIGUITIES)
+    return sorted(p for p in SCENARIOS.glob("*.toml") if p not in NOT_SCENARIOS)
 
 
-def load_scenario(name, overrides=()):
+def load_scenario(name, overrides=(), classes=None):
     """The scenario's config dict, with ``overrides`` ("key=value") applied and the
-    whole checked by ``validate``."""
+    whole checked by ``validate``. ``classes``: the class names of class-labelled data
+    the config is for (``for_classes`` applies before the overrides)."""
     path = Path(name) if str(name).endswith(".toml") else SCENARIOS / ("%s.toml" % name)
-    if not path.exists() or path.resolve() == AMBIGUITIES:
+    if not path.exists() or path.resolve() in NOT_SCENARIOS:
         known = ", ".join(sorted(p.stem for p in scenario_files()))
         raise InputError("%s: no such scenario (known: %s)%s" % (
-            path, known, "; it is the readings file of make ambiguities" if path.exists()
-            else ""))
+            path, known, "; it is the %s" % (
+                "readings file of make ambiguities" if path.resolve() == AMBIGUITIES
+                else "grid of make fourcases") if path.exists() else ""))
     config = read_scenario_file(path)
     config["scenario"] = path.stem
+    if classes:
+        config = for_classes(config, classes, path)
     origins = {}
     for item in overrides:
         key, value = parse_override(item)

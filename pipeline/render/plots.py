@@ -26,8 +26,10 @@ def plot_learning_curves(rows, path, title=""):
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("cross-entropy")
     ax1.legend()
-    for key in ("train_accuracy", "val_accuracy", "val_kappa", "val_auc"):
-        ax2.plot(epochs, [float(r[key]) for r in rows], style, label=key.replace("_", " "))
+    for key in ("train_accuracy", "val_accuracy", "val_kappa", "val_auc",
+                "val_mean_class_accuracy"):
+        if rows and rows[0].get(key) not in (None, ""):
+            ax2.plot(epochs, [float(r[key]) for r in rows], style, label=key.replace("_", " "))
     ax2.set_xlabel("epoch")
     ax2.set_ylim(-0.05, 1.05)
     ax2.legend(loc="lower right")
@@ -108,12 +110,12 @@ def _overlay(ax, rgb, cam):
                      alpha=0.45)
 
 
-def plot_heatmap(rgb, cam, path, title):
+def plot_heatmap(rgb, cam, path, title, label="referable-class map (logit units)"):
     """The S x S x 3 RGB crop with the class-activation map ``cam`` (H x W, upsampled to
-    S x S) over it, and the map's colour scale as a legend."""
+    S x S) over it, and the map's colour scale (``label``) as a legend."""
     fig, ax = plt.subplots(figsize=(4.4, 3.8))
     bar = fig.colorbar(_overlay(ax, rgb, cam), ax=ax, fraction=0.046, pad=0.03)
-    bar.set_label("referable-class map (logit units)", fontsize="small")
+    bar.set_label(label, fontsize="small")
     ax.set_title(title, fontsize="small")
     ax.axis("off")
     _save(fig, path)
@@ -177,4 +179,26 @@ def plot_referral(result, path, title):
         ax.grid(lw=0.3)
     axes[0].legend(loc="lower right", fontsize="small")
     fig.suptitle(title, fontsize="medium")
+    _save(fig, path)
+
+
+def plot_size_curves(panels, path, ylabel_by_panel):
+    """Learning curves along the training-set size, one panel per dataset side by side:
+    ``panels`` is a list of (panel title, {recipe: [(training images, value, lo, hi)]});
+    x the number of training images (log axis), one line per recipe with its lo..hi
+    band shaded. ``ylabel_by_panel``: {panel title: y label}, or one label for all."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.9), squeeze=False)
+    fig.subplots_adjust(wspace=0.3)
+    for ax, (title, curves) in zip(axes[0], panels):
+        for recipe, points in curves.items():
+            n, value, lo, hi = np.array(sorted(points), float).T
+            line, = ax.plot(n, value, "o-", label=recipe)
+            ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("training images")
+        ax.set_ylabel(ylabel_by_panel if isinstance(ylabel_by_panel, str)
+                      else ylabel_by_panel.get(title, ""))
+        ax.set_title(title, fontsize="medium")
+        ax.grid(lw=0.3, which="both")
+        ax.legend(loc="lower right", fontsize="small")
     _save(fig, path)

@@ -22,7 +22,8 @@ from models.fileio import atomic_path, atomic_write_bytes, exclusive
 from ..errors import InputError
 
 METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_accuracy", "val_loss",
-                 "val_accuracy", "val_kappa", "val_auc", "seconds", "data_wait"]
+                 "val_accuracy", "val_kappa", "val_auc", "val_mean_class_accuracy", "seconds",
+                 "data_wait"]
 
 
 def command_line():

@@ -237,3 +237,43 @@ def test_predict_without_its_referral_evaluation_is_one_line(dropout_run, tmp_pa
                  "--out", str(out)] + args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and not out.exists(), err
+
+
+def test_a_class_run_predicts_what_evaluate_scored_with_a_map_of_the_predicted_class(
+        tmp_path):
+    """Class-labelled photographs: per image a probability per class equal to evaluate's
+    on the same test images (the same Caffe warp), the predicted class, and the heatmap
+    of that class."""
+    from tests.pipeline.test_fourcases import class_dir
+    from pipeline.data.dataset import data_classes
+    from pipeline.predict import predict_files
+    photos = class_dir(tmp_path / "photos", per_class=6)
+    preprocess(str(photos), str(tmp_path / "photos.h5"), size=256, progress=False)
+    classes = data_classes(str(tmp_path / "photos.h5"))
+    run = train(load_scenario("3", ["init=random"], classes=classes), str(tmp_path / "photos.h5"),
+                runs_root=str(tmp_path / "runs"), progress=False)
+    evaluate(run, str(tmp_path / "photos.h5"), tta=True, resamples=20, progress=False)
+    scored = np.load(Path(run) / "predictions.npz")
+    files = [str(photos / "images" / (n + ".jpg")) for n in scored["names"]]
+    out, n, failed, _ = predict_files(run, files, tmp_path / "p.csv", tmp_path / "maps",
+                                      progress=False)
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert n == len(files) and failed == 0
+    probs = np.array([[float(r["p_%s" % c]) for c in classes] for r in rows])
+    np.testing.assert_allclose(probs, scored["probs"], atol=1e-5)
+    assert [r["class"] for r in rows] == [classes[k] for k in scored["probs"].argmax(axis=1)]
+    assert len(list((tmp_path / "maps").glob("*.png"))) == len(files)
+
+
+def test_class_maps_average_to_the_logits():
+    """Zhou et al.'s identity for every class: mean_xy(M_c) + b_c = z_c."""
+    from models import googlenet
+    from models.cam import compile_class_maps
+    spec = googlenet.mini_spec(4)
+    net = googlenet.build(spec, input_shape=(3, 64, 64))
+    x = np.random.RandomState(0).randn(3, 3, 64, 64).astype(np.float32) * 50
+    maps, biases = compile_class_maps(net, spec)(x)
+    logits = googlenet.compile_forward(net, ["loss3/classifier"])(x)[0]
+    assert maps.shape[:2] == (3, 4)
+    np.testing.assert_allclose(maps.mean(axis=(2, 3)) + biases, logits, rtol=1e-4, atol=1e-4)

@@ -118,3 +118,19 @@ def test_class_weights_by_hand():
     np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1]), 2), [2 / 3.0, 2.0])
     # a class with no image gets 0 and is not counted in K: 3 / (2 * 2), 0, 3 / (2 * 1)
     np.testing.assert_allclose(class_weights(np.array([0, 0, 2]), 3), [0.75, 0.0, 1.5])
+
+
+def test_class_data_take_target_classes_and_are_stratified_by_class(tmp_path):
+    """A class-labelled store: targets are the class indices, a DR target is refused in
+    one line, and every split holds every class (split stratified by class)."""
+    from pipeline.errors import InputError
+    from tests.pipeline.test_fourcases import class_dir
+    photos = class_dir(tmp_path / "photos", per_class=10)
+    preprocess(str(photos), str(tmp_path / "p.h5"), size=32, progress=False)
+    for split in ("train", "val", "test"):
+        data = Dataset(str(tmp_path / "p.h5"), split, "classes")
+        assert data.classes == ["bonsai", "ketch", "watch"] and data.num_classes == 3
+        assert sorted(set(data.targets)) == [0, 1, 2]
+    assert Dataset(str(tmp_path / "p.h5"), "all").target == "classes"
+    with pytest.raises(InputError, match="target binary does not apply to class-labelled"):
+        Dataset(str(tmp_path / "p.h5"), "train", "binary")

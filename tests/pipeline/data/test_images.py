@@ -28,3 +28,14 @@ def test_crop_on_real_fundus_images():
         middle = out[128].max(axis=1) > 20
         assert middle[:10].any() and middle[-10:].any()
         assert out[128, 128].max() > 40
+
+
+def test_photographs_are_warped_to_the_square_as_caffe_prepares_imagenet(tmp_path):
+    """No retina crop: the whole frame resized to size x size, aspect ignored (bilinear)."""
+    rgb = np.random.RandomState(0).randint(0, 256, (90, 160, 3)).astype(np.uint8)
+    rgb[:, :20] = 0  # a dark border a retina crop would cut away
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    out = pp.load_image(str(tmp_path / "p.png"), 64, crop="warp")
+    expected = np.asarray(Image.fromarray(rgb).resize((64, 64), Image.BILINEAR))
+    assert out.shape == (64, 64, 3) and np.array_equal(out, expected)
+    assert not np.array_equal(pp.load_image(str(tmp_path / "p.png"), 64), expected)

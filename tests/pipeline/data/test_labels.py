@@ -1,4 +1,4 @@
-"""pipeline.data.labels: bad rows named by file and line; spreadsheet CSVs."""
+"""pipeline.data.labels: bad rows named by file and line; spreadsheet CSVs; class labels."""
 import codecs
 
 import pytest
@@ -26,8 +26,28 @@ def test_bad_label_rows_name_their_line(tmp_path, synthetic_dir):
 def test_labels_saved_by_a_spreadsheet_with_a_byte_order_mark(tmp_path, synthetic_dir):
     text = "image,level\r\n1_left,0\r\n1_right,3\r\n"
     (tmp_path / "labels.csv").write_bytes(codecs.BOM_UTF8 + text.encode())
-    rows = pp.read_labels(str(tmp_path / "labels.csv"), str(synthetic_dir / "images"))
-    assert [(r[0], r[1]) for r in rows] == [("1_left", 0), ("1_right", 3)]
+    rows, classes = pp.read_labels(str(tmp_path / "labels.csv"), str(synthetic_dir / "images"))
+    assert classes is None and [(r[0], r[1]) for r in rows] == [("1_left", 0), ("1_right", 3)]
     (tmp_path / "labels.csv").write_text("image\u200b,level\n1_left,0\n")
     with pytest.raises(InputError, match=r"header is 'image\\u200b,level', expected"):
         pp.read_labels(str(tmp_path / "labels.csv"), str(synthetic_dir / "images"))
+
+
+def test_class_labels_are_numbered_in_sorted_name_order(tmp_path, synthetic_dir):
+    (tmp_path / "labels.csv").write_text("image,class\n1_left,zebra\n1_right,ant\n2_left,zebra\n")
+    rows, classes = pp.read_labels(str(tmp_path / "labels.csv"), str(synthetic_dir / "images"))
+    assert classes == ["ant", "zebra"]
+    assert [(r[0], r[1]) for r in rows] == [("1_left", 1), ("1_right", 0), ("2_left", 1)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image,level,class\n1_left,0,a\n", "it has both level and class"),
+    ("image,grade\n1_left,0\n", "expected image,level (DR grades) or image,class"),
+    ("image,class\n1_left,a\n1_right,a\n", "one class only"),
+    ("image,class\n1_left,\n", "labels.csv:2: image 1_left has an empty class"),
+])
+def test_class_label_problems_are_one_line(tmp_path, synthetic_dir, text, message):
+    (tmp_path / "labels.csv").write_text(text)
+    with pytest.raises(InputError) as e:
+        pp.read_labels(str(tmp_path / "labels.csv"), str(synthetic_dir / "images"))
+    assert message in str(e.value) and "\n" not in str(e.value)

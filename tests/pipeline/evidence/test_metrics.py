@@ -60,3 +60,18 @@ def test_numpy_kappa_confusion_and_auc_equal_scikit_learns():
     score = rng.randint(0, 6, 300) / 5.0  # many ties
     truth = rng.rand(300) < 0.3
     assert auc(score, truth) == pytest.approx(roc_auc_score(truth, score), abs=1e-12)
+
+
+def test_the_validation_row_of_class_data_is_scikit_learns():
+    from types import SimpleNamespace
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss
+    from pipeline.evidence.metrics import validation_row
+    rng = np.random.RandomState(1)
+    probs = rng.dirichlet(np.ones(4), size=60)
+    targets = rng.randint(0, 4, 60)
+    row = validation_row(probs, SimpleNamespace(targets=targets, levels=targets),
+                         {"target": "classes"})
+    assert row["val_accuracy"] == pytest.approx(accuracy_score(targets, probs.argmax(axis=1)))
+    assert row["val_mean_class_accuracy"] == pytest.approx(
+        balanced_accuracy_score(targets, probs.argmax(axis=1)))
+    assert row["val_loss"] == pytest.approx(log_loss(targets, probs, labels=range(4)))

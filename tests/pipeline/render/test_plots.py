@@ -44,3 +44,14 @@ def test_interval_plot_puts_each_row_at_its_value(tmp_path):
     assert drawn["y"].tolist() == [1, 0]  # the first row on top
     np.testing.assert_allclose(drawn["xerr"], [[0.1, 0.1], [0.05, 0.02]])
     assert Image.open(tmp_path / "i.png").size[1] > 50
+
+
+def test_size_curves_are_a_png(tmp_path):
+    from pipeline.render.plots import plot_size_curves
+    curves = {"fine-tune": [(100, 0.6, 0.55, 0.65), (1000, 0.8, 0.77, 0.83)],
+              "top features": [(100, 0.7, 0.66, 0.74), (1000, 0.75, 0.72, 0.78)]}
+    plot_size_curves([("fundus (different)", curves), ("CIFAR-10 (similar)", curves)],
+                     str(tmp_path / "s.png"), {"fundus (different)": "AUC",
+                                               "CIFAR-10 (similar)": "accuracy"})
+    png = (tmp_path / "s.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000

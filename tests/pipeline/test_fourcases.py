@@ -1,0 +1,153 @@
+"""make fourcases: the grid as data, bad input refused before anything trains, every
+size scored on the same out-of-fold images, a repeat retraining nothing."""
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import fourcases
+from pipeline.data.synthetic import make_dataset
+from pipeline.errors import InputError
+from pipeline.recipe.config import ROOT, load_scenario
+
+MINI = ["network=mini", "crop=64", "init=random", "epochs=1", "batch_size=8"]
+
+
+def class_dir(path, classes=("watch", "bonsai", "ketch"), per_class=9):
+    """A few of the embedded Caltech-101 photographs, in the data's own layout."""
+    source = ROOT / "data" / "caltech"
+    (path / "images").mkdir(parents=True)
+    with open(source / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["class"] in classes]
+    kept = [r for c in classes for r in [r for r in rows if r["class"] == c][:per_class]]
+    with open(path / "labels.csv", "w") as f:
+        f.write("image,class\n" + "".join("%s,%s\n" % (r["image"], r["class"]) for r in kept))
+    for r in kept:
+        shutil.copy(source / "images" / (r["image"] + ".jpg"), path / "images")
+    return path
+
+
+def write_grid(path, similar, different, sizes="[0.5, 1]", scenarios=None, folds=3):
+    scenarios = scenarios or {"1": "", "4": "sizes = [0.5, 1]", "scratch": "sizes = [0.5, 1]"}
+    text = ["folds = %d" % folds, "seeds = [0]", "sizes = %s" % sizes, "size = 80",
+            "set = %s" % json.dumps(MINI)]
+    for name, folder, similarity, metric in (("different", different, "different", "auc"),
+                                             ("similar", similar, "similar", "accuracy")):
+        text += ["[[dataset]]", 'name = "%s"' % name, 'data = "%s"' % folder,
+                 'similarity = "%s"' % similarity, 'metric = "%s"' % metric, "margin = 0.05",
+                 "tta = false"]
+    for scenario, body in scenarios.items():
+        text += ["[scenario.%s]" % scenario, body]
+    text += ["[lesson]", "large_from = 1000", 'similar = { small = "1", large = "4" }',
+             'different = { small = "1", large = "4" }',
+             "[[claim]]", 'text = "pre-training beats random initialisation"',
+             'dataset = "similar"', 'a = "4"', 'b = "scratch"', 'kind = "better"']
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fourcases")
+    similar = class_dir(d / "photos")
+    make_dataset(str(d / "fundus"), patients=18, width=300, height=200, seed=4)
+    return d, similar, d / "fundus"
+
+
+@pytest.fixture(scope="module")
+def grid_run(inputs):
+    d, similar, different = inputs
+    grid = fourcases.read_grid(write_grid(d / "grid.toml", similar, different))
+    summary = fourcases.run(grid, None, str(d / "runs"), progress=False, resamples=50,
+                            processed=str(d / "processed"))
+    return d, grid, summary
+
+
+def test_every_cell_runs_and_every_size_is_scored_on_the_same_images(grid_run):
+    d, grid, summary = grid_run
+    assert summary["missing"] == []
+    root = d / "runs" / "fourcases"
+    for dataset, n in (("similar", 27), ("different", 36)):
+        names = None
+        for scenario, sizes in (("1", ("0.5", "1")), ("4", ("0.5", "1"))):
+            for size in sizes:
+                cell = sorted(np.concatenate([
+                    np.load(root / ("%s-%s-size%s-seed0-fold%d" % (dataset, scenario, size, k))
+                            / "predictions.npz")["names"] for k in range(3)]))
+                assert len(cell) == n == len(set(cell))  # every image out of fold once
+                names = cell if names is None else names
+                assert cell == names  # the same test images at every size and recipe
+    curves = {d["name"]: d["curves"] for d in summary["datasets"]}
+    half, full = curves["similar"]["1"]
+    assert half["train_images"] < full["train_images"]
+    assert summary["cells"] and all(c["lesson"] == "1" for c in summary["cells"])
+    assert (root / "size_curves.png").stat().st_size > 0
+
+
+def test_a_subset_fine_tunes_with_its_full_training_parts_steps(grid_run):
+    d, _, _ = grid_run
+    root = d / "runs" / "fourcases"
+
+    def iterations(size):
+        with open(root / ("similar-4-size%s-seed0-fold0" % size) / "metrics.csv") as f:
+            return [int(r["iteration"]) for r in csv.DictReader(f)]
+    half = json.loads((root / "similar-4-size0.5-seed0-fold0" / "config.json").read_text())
+    assert half["train_size"] == 0.5 and iterations("0.5") == iterations("1")
+
+
+def test_the_class_accuracy_is_that_of_the_pooled_predictions(grid_run):
+    from sklearn.metrics import accuracy_score
+    d, _, summary = grid_run
+    root = d / "runs" / "fourcases"
+    parts = [np.load(root / ("similar-1-size1-seed0-fold%d" % k) / "predictions.npz")
+             for k in range(3)]
+    truth = np.concatenate([p["levels"] for p in parts])
+    pred = np.concatenate([p["probs"].argmax(axis=1) for p in parts])
+    curve = {d["name"]: d["curves"] for d in summary["datasets"]}["similar"]["1"]
+    assert curve[-1]["value"] == pytest.approx(accuracy_score(truth, pred))
+
+
+def test_a_repeat_retrains_nothing(grid_run, monkeypatch):
+    d, grid, first = grid_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("retrained")
+    monkeypatch.setattr("pipeline.train.finetune", refuse)
+    monkeypatch.setattr("pipeline.train.train_features", refuse)
+    again = fourcases.run(grid, None, str(d / "runs"), progress=False, resamples=50,
+                          processed=str(d / "processed"))
+    assert "36 runs (36 finished)" in again["plan"]
+    assert again["claims"] == first["claims"] and again["cells"] == first["cells"]
+
+
+def test_bad_input_is_one_line_before_anything_trains(inputs, tmp_path):
+    d, similar, different = inputs
+    both = tmp_path / "both"
+    shutil.copytree(similar, both)
+    (both / "labels.csv").write_text("image,level,class\nwatch_image_0001,0,watch\n")
+    bad = {
+        "a labels.csv with both columns": (dict(similar=both), "both level and class"),
+        "a class with fewer images than folds": (dict(folds=10), "fewer than the 10 folds"),
+        "a size leaving a class without images": (dict(sizes="0.01"), "keeps no image"),
+        "a count larger than a class holds": (dict(sizes="50"), "holds only"),
+        "a size that is neither": (dict(sizes="1.5"), "count must be a whole number"),
+    }
+    for what, (change, message) in bad.items():
+        grid_file = write_grid(tmp_path / "grid.toml", change.get("similar", similar),
+                               different, folds=3)
+        with pytest.raises(InputError) as e:
+            grid = fourcases.read_grid(grid_file, sizes=change.get("sizes"),
+                                       folds=change.get("folds"))
+            fourcases.plan(grid, None, str(tmp_path / "runs"), str(tmp_path / "processed"))
+        assert message in str(e.value) and "\n" not in str(e.value), what
+        assert not (tmp_path / "runs").exists()
+
+
+def test_a_scenario_that_cannot_apply_to_class_data_is_refused_by_name():
+    with pytest.raises(InputError, match="4-levels grades five DR levels"):
+        load_scenario("4-levels", classes=["a", "b"])
+    with pytest.raises(InputError, match="no such scenario.*grid of make fourcases"):
+        load_scenario("fourcases")
