@@ -34,6 +34,7 @@ from .evidence.fourcases import bootstrap_class, class_metrics
 from .evidence.grading import expected_grade, grading, tune_cuts
 from .evidence.metrics import referable_decision, referable_score, screening_metrics
 from .evidence.stats import DEFAULT_RULE, RESAMPLES, bootstrap, choose_cut
+from .learn.features import cached_predictor
 from .learn.inference import predict
 from .render.plots import plot_confusion, plot_reliability, plot_roc
 from .runs.rundir import command_line, val_predictions_path
@@ -98,7 +99,7 @@ def decisions(probs, levels, config):
             referable_decision(probs, config["target"], threshold))
 
 
-def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
+def operating_point(infer, run_dir, config, env, tta, rule):
     """The cut on P(referable) chosen on the run's validation split (reused from
     the run's own evaluation.json when made with the same rule and TTA)."""
     own = run_dir / "evaluation.json"
@@ -110,8 +111,7 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
                 and (config["target"] != "levels" or "cuts" in point):
             return point
     val = open_split(env["data"], "val", config)
-    probs = predict(fn, val, crop, rotations=rotations(tta), desc="evaluate: validation",
-                    progress=progress)
+    probs = infer(env["data"], val, rotations(tta), desc="evaluate: validation")
     score, truth, _ = decisions(probs, val.levels, config)
     # what the operating point rests on, for ensembles and both-eye fusion (claims), kept
     # apart for each TTA: an evaluation with another never overwrites this one's
@@ -130,6 +130,20 @@ def operating_point(fn, run_dir, config, env, crop, tta, rule, progress=True):
                      cut_search="coordinate ascent from 0.5/1.5/2.5/3.5 over midpoints of "
                                 "validation grades, maximising quadratic weighted kappa")
     return point
+
+
+def inference(config, env, net, crop, progress=True):
+    """(data path, Dataset, rotations, flips, desc) -> class probabilities of the run's
+    network: from the cached features of each view for a feature run on the pre-trained
+    trunk (``features.cached_predictor``: one extraction per data file and view serves
+    every fold, size and seed), else the compiled forward pass."""
+    cached = cached_predictor(config, env, net, crop)
+    if cached is not None:
+        return lambda path, data, rotations=(0,), flips=(False,), desc="": cached(
+            path, data, rotations, flips)
+    fn = googlenet.compile_forward(net, ["prob"])
+    return lambda path, data, rotations=(0,), flips=(False,), desc="": predict(
+        fn, data, crop, rotations=rotations, flips=flips, desc=desc, progress=progress)
 
 
 def settings_of(data_sha1, tta, rule, resamples, seed):
@@ -164,18 +178,17 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
         check_disjoint(run_dir, env, data_path)
     started = time.perf_counter()
     _, input_shape, net = load_model(str(model))
-    fn = googlenet.compile_forward(net, ["prob"])
-    crop = input_shape[1]
+    infer = inference(config, env, net, input_shape[1], progress)
     if config["target"] == "classes":
-        return evaluate_classes(fn, crop, config, data_path, external, out_dir, settings,
-                                started, resamples, seed, progress)
-    point = operating_point(fn, run_dir, config, env, crop, tta, rule, progress)
+        return evaluate_classes(infer, config, data_path, external, out_dir, settings,
+                                started, resamples, seed)
+    point = operating_point(infer, run_dir, config, env, tta, rule)
     data = Dataset(data_path, "all") if external else open_split(data_path, "test", config)
     if len(data) == 0:
         raise InputError("%s: no usable images in the %s split" % (data_path, "whole" if external
                                                                   else "test"))
-    probs = predict(fn, data, crop, rotations=rotations(tta), progress=progress,
-                    desc="evaluate: %s" % ("all images" if external else "test split"))
+    probs = infer(data_path, data, rotations(tta),
+                  desc="evaluate: %s" % ("all images" if external else "test split"))
     score, truth, decided = decisions(probs, data.levels, config)
     argmax = bootstrap(score, truth, decided, data.patients, resamples, seed)
     result = {
@@ -215,8 +228,8 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
     return result
 
 
-def evaluate_classes(fn, crop, config, data_path, external, out_dir, settings, started,
-                     resamples, seed, progress):
+def evaluate_classes(infer, config, data_path, external, out_dir, settings, started,
+                     resamples, seed):
     """The evaluation of a run on class-labelled data: its test split (or all of other
     data), each image its own unit of the bootstrap; TTA: the mirrored image beside the
     original (the class data's augmentation), never rotations."""
@@ -229,8 +242,8 @@ def evaluate_classes(fn, crop, config, data_path, external, out_dir, settings, s
         raise InputError("%s: no usable images in the %s split" % (data_path, "whole" if external
                                                                   else "test"))
     flips = (False, True) if settings["tta"] else (False,)
-    probs = predict(fn, data, crop, flips=flips, progress=progress,
-                    desc="evaluate: %s" % ("all images" if external else "test split"))
+    probs = infer(data_path, data, flips=flips,
+                  desc="evaluate: %s" % ("all images" if external else "test split"))
     metrics = class_metrics(probs, data.targets)
     intervals = bootstrap_class(probs, data.targets, resamples, seed)
     result = {

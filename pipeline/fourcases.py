@@ -12,7 +12,6 @@ made of the cells whose folds are all evaluated and names those still missing.
 """
 import json
 import math
-import time
 import tomllib
 from pathlib import Path
 
@@ -363,7 +362,7 @@ def four_cases_rows(grid, d, cells, resamples):
 
 def claim_row(claim, d, grid, cells, resamples):
     """One lesson claim decided at every size both sides ran, and its crossover."""
-    per_size, sizes, diffs = [], [], []
+    per_size = []
     for size in grid["sizes"]:
         a, b = (cells.get((d["name"], s, size)) for s in (claim["a"], claim["b"]))
         if a is None or b is None:

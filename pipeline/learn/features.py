@@ -23,17 +23,21 @@ from ..recipe.config import num_classes
 from .finetune import compile_training, finish
 
 
-def extract_features(config, env, input_shape, net, cache_dir):
+def extract_features(config, env, input_shape, net, cache_dir, view=(0, False)):
     """Globally pooled ``feature_layer`` activations of every usable image of the
     data, extracted once and cached in HDF5 under a name made of the data's and
     weights' checksums (from ``env``), the network, layer and crop: every split,
-    fold and seed of a scenario reads the same file. Returns (the cache path,
-    {"index": image index in the data file, "features": N x F})."""
+    fold and seed of a scenario reads the same file. ``view``: (quarter-turn degrees,
+    mirrored) of the images, a file of its own (evaluation's TTA). Returns (the cache
+    path, {"index": image index in the data file, "features": N x F})."""
     data_path = env["data"]
-    key = "%s-%s-%s-%s-%s-%d" % (Path(data_path).stem, env["data_sha1"][:10],
-                                 (env.get("weights_sha1") or "random")[:10],
-                                 config.get("network", "googlenet"),
-                                 config["feature_layer"].replace("/", "_"), input_shape[1])
+    degrees, mirrored = view
+    key = "%s-%s-%s-%s-%s-%d%s%s" % (Path(data_path).stem, env["data_sha1"][:10],
+                                     (env.get("weights_sha1") or "random")[:10],
+                                     config.get("network", "googlenet"),
+                                     config["feature_layer"].replace("/", "_"), input_shape[1],
+                                     "-rot%d" % degrees if degrees else "",
+                                     "-mirrored" if mirrored else "")
     path = Path(cache_dir) / (key + ".h5")
     if not path.exists():
         fn = googlenet.compile_forward(net, ["features/global_pool"])
@@ -41,13 +45,40 @@ def extract_features(config, env, input_shape, net, cache_dir):
         feats = []
         for start in tqdm(range(0, len(data), 32), desc="features", unit="batch"):
             pos = np.arange(start, min(start + 32, len(data)))
-            feats.append(fn(data.batch(pos, input_shape[1]))[0].reshape(len(pos), -1))
+            x = data.batch(pos, input_shape[1], np.full(len(pos), degrees // 90),
+                           np.full(len(pos), True) if mirrored else None)
+            feats.append(fn(x)[0].reshape(len(pos), -1))
         with atomic_path(str(path)) as tmp, h5py.File(tmp, "w") as out:
             out["index"] = data.index
             out["features"] = np.concatenate(feats)
         data.close()
     with h5py.File(path, "r") as f:
         return path, {"index": f["index"][:], "features": f["features"][:]}
+
+
+def cached_predictor(config, env, net, crop):
+    """A stand-in for ``inference.predict`` of a feature run whose trunk is the
+    pre-trained network, or None (a random trunk is its seed's own): (data path, Dataset,
+    rotations, flips) -> class probabilities from the cached features of each view
+    (extracted once per data file and view, for every run on it), the run's classifier
+    applied in NumPy. Equal to the network's forward pass to float32 rounding."""
+    if config.get("method") != "features" or not env.get("weights_sha1") or \
+            config.get("init", "pretrained") != "pretrained":
+        return None
+    W = net["loss3/classifier"].W.get_value().astype(np.float64)  # F x K
+    b = net["loss3/classifier"].b.get_value().astype(np.float64)
+
+    def forward(data_path, data, rotations=(0,), flips=(False,)):
+        where = {"data": str(data_path), "data_sha1": sha1_of(data_path),
+                 "weights_sha1": env["weights_sha1"]}
+        views = [(degrees, flip) for flip in flips for degrees in rotations]
+        probs = 0
+        for view in views:
+            _, cache = extract_features(config, where, (3, crop, crop), net,
+                                        features_dir(data_path), view)
+            probs = probs + softmax_rows(features_of(cache, data) @ W + b)
+        return (probs / len(views)).astype(np.float32)
+    return forward
 
 
 def features_of(cache, data):

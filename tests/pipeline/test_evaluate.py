@@ -131,3 +131,34 @@ def test_a_five_level_run_gets_kappa_at_cut_points_tuned_on_validation(data_h5, 
     assert "## Five levels, as Kaggle scored them" in md
     assert re.search(r"\| 4-levels: scenario 4 on five levels \[.*\] \| 0 \| %.3f \[.*\] \| "
                      r"%.3f \[" % (g["kappa_argmax"]["value"], g["kappa_tuned"]["value"]), md)
+
+
+def test_a_feature_run_on_pretrained_weights_is_scored_from_cached_features_as_by_its_network(
+        random_googlenets, tmp_path):
+    """The cached features of each view (rotation, mirror), the classifier applied in
+    NumPy, give the network's own forward pass of every view to float32 rounding."""
+    from models import googlenet
+    from models.model_io import load_model
+    from pipeline.evaluate import inference
+    from pipeline.data.dataset import Dataset
+    from pipeline.data.synthetic import make_dataset
+    from pipeline.learn.inference import predict
+    from pipeline.preprocess import preprocess
+    _, files = random_googlenets
+    make_dataset(str(tmp_path / "raw"), patients=10, width=300, height=200, seed=9)
+    preprocess(str(tmp_path / "raw"), str(tmp_path / "d.h5"), size=240, progress=False)
+    run = train(load_scenario("3"), str(tmp_path / "d.h5"), weights=str(files[1][0]),
+                runs_root=str(tmp_path / "runs"), progress=False)
+    config = json.loads((run / "config.json").read_text())
+    env = json.loads((run / "environment.json").read_text())
+    _, shape, net = load_model(str(run / "model.npz"))
+    data = Dataset(str(tmp_path / "d.h5"), "test")
+    cached = inference(config, env, net, shape[1], progress=False)
+    fn = googlenet.compile_forward(net, ["prob"])
+    for rotations, flips in (((0,), (False,)), ((0, 90, 180, 270), (False,)),
+                             ((0,), (False, True))):
+        np.testing.assert_allclose(
+            cached(str(tmp_path / "d.h5"), data, rotations, flips),
+            predict(fn, data, shape[1], rotations=rotations, flips=flips, progress=False),
+            rtol=1e-4, atol=1e-6)
+    assert len(list((tmp_path / "features").glob("*.h5"))) == 5  # one file per view
