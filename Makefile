@@ -260,7 +260,7 @@ FOURCASES_ARGS = $(if $(SIZES),--sizes $(SIZES)) $(if $(CV),--folds $(CV)) \
                  $(if $(filter command line,$(origin SCENARIO)),--scenarios "$(SCENARIO)") \
                  $(if $(DATA_SIMILAR),--data-similar $(DATA_SIMILAR)) \
                  $(if $(DATA_DIFFERENT),--data-different $(DATA_DIFFERENT)) \
-                 --weights $(WEIGHTS) --runs $(RUNS)
+                 $(if $(GRID),--grid $(GRID)) --weights $(WEIGHTS) --runs $(RUNS)
 fourcases: $(DEVICE_CHECK) $(WEIGHTS) | $(STAMP)
 	$(PY) -m pipeline fourcases $(FOURCASES_ARGS) $(if $(SUMMARY),--summarise-only)
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from models.fileio import atomic_write_bytes
 
-from .data.dataset import Dataset, open_split
+from .data.dataset import fold_splits
 from .data.labels import find_inputs, read_labels
-from .data.subsets import parse_sizes, size_kind
+from .data.subsets import parse_sizes, size_kind, training_subset
 from .errors import InputError
 from .evaluate import evaluate
 from .evidence.claims import verdict
@@ -74,6 +74,8 @@ def read_grid(path=FOURCASES, sizes=None, folds=None, seeds=None, scenarios=None
                   % (d["name"], SIMILARITIES, METRICS))
         d["data"] = (data or {}).get(d["similarity"]) or d["data"]
         d["tta"] = bool(d.get("tta", False))
+    if grid.get("subset_steps", "full") not in ("full", "epochs"):
+        _fail(path, "subset_steps: %r is not full or epochs" % grid["subset_steps"])
     for claim in grid.get("claim", []):
         if claim.get("kind") not in ("better", "no worse"):
             _fail(path, "[[claim]] %r: kind must be better or no worse" % claim.get("text"))
@@ -87,8 +89,9 @@ def sized(size):
 
 def check_dataset(d, folds, processed):
     """The labels of dataset ``d`` read (both columns or neither, a bad row: one line), and
-    each class or level with at least ``folds`` images; returns its class names or None.
-    Its preprocessed file is ``processed/<folder name>.h5``, as ``make preprocess`` names it."""
+    each class or level with at least ``folds`` images; returns (names, labels: the
+    level or class index per image, the class names or None). Its preprocessed file is
+    ``processed/<folder name>.h5``, as ``make preprocess`` names it."""
     folder = Path(d["data"])
     if not folder.is_absolute():
         folder = ROOT / folder if not folder.exists() else folder
@@ -100,13 +103,14 @@ def check_dataset(d, folds, processed):
     if small:
         _fail(labels, "%s has %d images, fewer than the %d folds" % (small[0] + (folds,)))
     d["folder"], d["h5"] = str(folder), str(Path(processed) / (folder.name + ".h5"))
-    return classes
+    d["labels"] = labels
+    return np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), classes
 
 
 def task_configs(grid, d, classes, steps):
     """[(name, config)] of dataset ``d``: every scenario x size x seed x fold. ``steps``:
     {fold: SGD steps per epoch of the fold's full training part} (a subset's)."""
-    out = []
+    out, full = [], grid.get("subset_steps", "full") == "full"
     for scenario, entry in grid["scenario"].items():
         if d["name"] not in entry.get("datasets", [d["name"]]):
             continue
@@ -118,43 +122,35 @@ def task_configs(grid, d, classes, steps):
                     config = load_scenario(scenario, overrides, classes=classes)
                     if size != 1:
                         overrides.append("train_size=%r" % size)
-                        if config["method"] == "finetune":
+                        if config["method"] == "finetune" and full:
                             overrides.append("steps_per_epoch=%d" % steps(config, fold))
                         config = load_scenario(scenario, overrides, classes=classes)
-                    name = "%s-%s-size%s-seed%d-fold%d" % (d["name"], scenario,
-                                                           sized(size).replace("/", "per"),
-                                                           seed, fold)
+                    name = "%s-%s-size%s-seed%d-fold%d%s" % (
+                        d["name"], scenario, sized(size).replace("/", "per"), seed, fold,
+                        "" if full or size == 1 or config["method"] != "finetune"
+                        else "-epochs")
                     out.append({"name": name, "dataset": d["name"], "scenario": scenario,
                                 "size": size, "seed": seed, "fold": fold, "config": config})
     return out
 
 
-def full_steps(h5):
-    """steps(config, fold): SGD steps per epoch of the fold's full training part."""
-    cache = {}
-
-    def steps(config, fold):
-        key = (fold, config["batch_size"])
-        if key not in cache:
-            train_part = open_split(h5, "train", dict(config, train_size=None))
-            cache[key] = -(-len(train_part) // config["batch_size"])
-            train_part.close()
-        return cache[key]
-    return steps
+def training_parts(names, labels, folds):
+    """{fold: positions of its training part}, as ``Dataset`` deals the folds."""
+    return {fold: np.flatnonzero(fold_splits(names, labels, folds, fold) == 0)
+            for fold in range(folds)}
 
 
-def check_sizes(tasks, h5):
-    """Every task's training subset can be made (InputError naming the size otherwise),
-    and {task name: its training images}."""
-    counts = {}
-    for task in tasks:
-        try:
-            part = open_split(h5, "train", task["config"])
-        except InputError as e:
-            raise InputError("%s: fold %d: %s" % (h5, task["fold"], e))
-        counts[task["name"]] = len(part)
-        part.close()
-    return counts
+def train_images(task, names, labels, parts, where):
+    """The training images of a task at its size (``data.subsets.training_subset`` of its
+    fold's training part): InputError, naming the labels file and the fold, for a size
+    the part cannot give."""
+    part = parts[task["fold"]]
+    if task["size"] == 1:
+        return len(part)
+    try:
+        return len(training_subset(names[part], labels[part], task["size"]))
+    except InputError as e:
+        raise InputError("%s: fold %d: %s" % (where, task["fold"], e))
 
 
 def estimate_task(task, counts, extracted, views):
@@ -177,27 +173,25 @@ def estimate_task(task, counts, extracted, views):
 
 
 def plan(grid, weights, runs_root, processed=None):
-    """Check every input, preprocess what is missing (into ``processed``, by default
-    ``data/processed``), and return (tasks, the plan line): nothing trains before every
-    config, class count and size is checked."""
+    """Check every input and return (tasks, the plan line), all from the labels: nothing
+    is preprocessed or trained before every config, class count and size is checked
+    (the preprocessed files are ``processed``/<folder>.h5, by default data/processed)."""
     datasets = grid.get("dataset", [])
     processed = processed or ROOT / "data" / "processed"
-    classes = {d["name"]: check_dataset(d, grid["folds"], processed) for d in datasets}
+    labelled = {d["name"]: check_dataset(d, grid["folds"], processed) for d in datasets}
     tasks, counts, extracted, estimate, done = [], {}, set(), 0.0, 0
     for d in datasets:
-        preprocess(d["folder"], d["h5"], size=grid.get("size", 256), reuse=True,
-                   progress=False)
-        every = Dataset(d["h5"], "all")
-        counts[d["name"]] = len(every)
-        every.close()
-        mine = task_configs(grid, d, classes[d["name"]], full_steps(d["h5"]))
-        train_counts = check_sizes(mine, d["h5"])
+        names, labels, classes = labelled[d["name"]]
+        counts[d["name"]] = len(names)
+        parts = training_parts(names, labels, grid["folds"])
+        mine = task_configs(grid, d, classes, lambda config, fold: -(
+            -len(parts[fold]) // config["batch_size"]))
+        views = (4 if classes is None else 2) if d["tta"] else 1
         for task in mine:
-            task.update(h5=d["h5"], tta=d["tta"], train_images=train_counts[task["name"]])
+            task.update(h5=d["h5"], tta=d["tta"],
+                        train_images=train_images(task, names, labels, parts, d["labels"]))
             task["finished"] = (Path(runs_root) / "fourcases" / task["name"] / "DONE").exists()
-            task["estimate"] = estimate_task(task, counts, extracted, 4 if d["tta"] and
-                                             classes[d["name"]] is None else 2 if d["tta"]
-                                             else 1)
+            task["estimate"] = estimate_task(task, counts, extracted, views)
             done += task["finished"]
             estimate += 0 if task["finished"] else task["estimate"]
         tasks += mine
@@ -216,6 +210,9 @@ def run(grid, weights, runs_root="runs", progress=True, summarise_only=False,
     the summary; returns it, or None when stopped by a signal."""
     tasks, line = plan(grid, weights, runs_root, processed)
     print(line, flush=True)
+    for d in grid.get("dataset", []):
+        preprocess(d["folder"], d["h5"], size=grid.get("size", 256), reuse=True,
+                   progress=progress)
     root = Path(runs_root) / "fourcases"
     reuse_from = [str(Path(runs_root) / ("cv-k%d" % grid["folds"]))]
     for k, task in enumerate(tasks if not summarise_only else []):

@@ -204,13 +204,8 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
         os.makedirs(heatmaps, exist_ok=True)
     names, probs, samples = [], [], []
     start = time.perf_counter()
-    batches = readable(files, prep, batch_size, progress)
-    while True:
-        try:
-            chunk, images = next(batches)
-        except StopIteration as done:
-            failed = done.value + len(skipped)
-            break
+    failed = [len(skipped)]
+    for chunk, images in readable(files, prep, batch_size, progress, failed):
         p, drawn = score_of(images, [os.path.splitext(os.path.basename(c))[0] for c in chunk])
         names += chunk
         probs.append(p)
@@ -230,13 +225,12 @@ def predict_files(run_dir, paths, out=None, heatmaps=None, batch_size=16, progre
         write_csv(out, names, probs, config, point, samples, refer_at, measure)
     else:
         write_csv(out, names, probs, config, evaluation["operating_point"])
-    return out, len(names), failed, len(names) / seconds if seconds else 0.0
+    return out, len(names), failed[0], len(names) / seconds if seconds else 0.0
 
 
-def readable(files, prep, batch_size, progress):
+def readable(files, prep, batch_size, progress, failed):
     """Yield (paths, images N x S x S x 3) of ``files`` in batches, each unreadable file
-    reported by name and skipped; then the count of those skipped (``StopIteration.value``)."""
-    failed = 0
+    reported by name, skipped and counted in ``failed[0]``."""
     with tqdm(total=len(files), unit="img", desc="predict", disable=not progress) as bar:
         for begin in range(0, len(files), batch_size):
             chunk, images = [], []
@@ -245,14 +239,13 @@ def readable(files, prep, batch_size, progress):
                 if error:
                     tqdm.write("predict: skipped unreadable image %s: %s" % (path, error),
                                file=sys.stderr)
-                    failed += 1
+                    failed[0] += 1
                 else:
                     images.append(image)
                     chunk.append(path)
             bar.update(len(files[begin:begin + batch_size]))
             if chunk:
                 yield chunk, np.stack(images)
-    return failed
 
 
 def predict_classes(run_dir, paths, out, heatmaps, batch_size, progress, loaded):
@@ -274,13 +267,8 @@ def predict_classes(run_dir, paths, out, heatmaps, batch_size, progress, loaded)
         os.makedirs(heatmaps, exist_ok=True)
     flips = (False, True) if evaluation["settings"]["tta"] else (False,)
     names, probs, start = [], [], time.perf_counter()
-    batches = readable(files, prep, batch_size, progress)
-    while True:
-        try:
-            chunk, images = next(batches)
-        except StopIteration as done:
-            failed = done.value + len(skipped)
-            break
+    failed = [len(skipped)]
+    for chunk, images in readable(files, prep, batch_size, progress, failed):
         p = np.mean([fn(caffe_batch(images, crop, flips=np.full(len(images), f)))[0]
                      for f in flips], axis=0)
         names += chunk
@@ -301,7 +289,7 @@ def predict_classes(run_dir, paths, out, heatmaps, batch_size, progress, loaded)
     for name, p in zip(names, probs):
         writer.writerow([name, classes[int(p.argmax())]] + ["%.6f" % v for v in p])
     atomic_write_bytes(out, text.getvalue().encode())
-    return out, len(names), failed, len(names) / seconds if seconds else 0.0
+    return out, len(names), failed[0], len(names) / seconds if seconds else 0.0
 
 
 def write_csv(out, names, probs, config, point, samples=None, refer_at=None,

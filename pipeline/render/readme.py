@@ -1,5 +1,7 @@
 """The README's results section, rewritten from the report's Markdown (``make results``):
 the sections a reader of the README needs, between its results markers."""
+import re
+import shutil
 from pathlib import Path
 
 from models.fileio import atomic_write_bytes
@@ -17,19 +19,26 @@ README_SECTIONS = ("The post's claims", "How much the unstated choices matter",
 #: subsections the README keeps too (within a section it keeps)
 README_SUBSECTIONS = ("Five levels by cross-validation", "The four-cases table",
                       "The lesson's claims")
+#: the report's figures the README shows ({the report's path: the README's}), copied
+#: beside the README by ``update_readme`` (the report's own live in git-ignored runs/)
+README_FIGURES = {"fourcases/size_curves.png": "docs/figures/fourcases-size_curves.png"}
+IMAGE = re.compile(r"^!\[(.*)\]\((.*)\)$")
 
 
 def readme_part(text):
     """The lines of ``README_SECTIONS`` in report Markdown ``text``, in its order, each
     section up to its first subsection other than ``README_SUBSECTIONS``, headings one
-    level down, images left out."""
+    level down, images left out but ``README_FIGURES`` (their links made the README's)."""
     lines, keep, section = [], False, False
     for line in text.splitlines():
         if line.startswith("## "):
             keep = section = line[3:].strip() in README_SECTIONS
         elif line.startswith("### "):
             keep = section and line[4:].strip() in README_SUBSECTIONS
-        if keep and not line.startswith("!["):
+        image = IMAGE.match(line)
+        if keep and image and image.group(2) in README_FIGURES:
+            lines.append("![%s](%s)" % (image.group(1), README_FIGURES[image.group(2)]))
+        elif keep and not image:
             lines.append("#" + line if line.startswith("#") else line)
     return lines
 
@@ -40,6 +49,10 @@ def update_readme(readme, report_md):
     the post's ambiguities, five levels, Kaggle's test set, referral)."""
     readme, text = Path(readme), Path(report_md).read_text()
     lines = readme_part(text)
+    for source, target in README_FIGURES.items():
+        if "](%s)" % target in "\n".join(lines):
+            (readme.parent / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(report_md).parent / source, readme.parent / target)
     page = readme.read_text()
     if README_BEGIN not in page or README_END not in page:
         raise InputError("%s: no %s ... %s markers to write the results between"

@@ -30,3 +30,18 @@ def test_the_readme_gets_the_measured_part_between_its_markers(tmp_path):
     readme.write_text("# no markers\n")
     with pytest.raises(InputError, match="no <!-- results:begin --> ... <!-- results:end -->"):
         update_readme(readme, report)
+
+
+def test_the_four_cases_curves_are_copied_beside_the_readme(tmp_path):
+    (tmp_path / "runs" / "fourcases").mkdir(parents=True)
+    (tmp_path / "runs" / "fourcases" / "size_curves.png").write_bytes(b"png")
+    report = tmp_path / "runs" / "report-data.md"
+    report.write_text("## The four cases, measured\n\n![curves](fourcases/size_curves.png)\n\n"
+                      "![other](fourcases/x.png)\n\n### The four-cases table\n\n| cell |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n")
+    update_readme(readme, report)
+    text = readme.read_text()
+    assert "![curves](docs/figures/fourcases-size_curves.png)" in text and "x.png" not in text
+    assert "#### The four-cases table\n\n| cell |" in text
+    assert (tmp_path / "docs" / "figures" / "fourcases-size_curves.png").read_bytes() == b"png"
