@@ -69,7 +69,7 @@ help:
 	@echo "  make ambiguities every reading of what the post leaves unsaid [SEEDS=0,1 ENGINE=slurm -jN]"
 	@echo "  make fourcases   the four cases: similar and different data x scenarios x sizes x folds"
 	@echo "                   [SIZES=0.125,1 CV=5 SEEDS=0 SCENARIO='1 3' DATA_SIMILAR= DATA_DIFFERENT="
-	@echo "                   SUMMARY=1: only the summary of the cells done]"
+	@echo "                   GRID=file.toml ENGINE=local|slurm -jN; SUMMARY=1: the summary of the cells done]"
 	@echo "  make demo        offline: generated fundus images -> scenario 1 -> report"
 	@echo "tests and tools:"
 	@echo "  make install     .venv with the pinned packages (DEVICE=cuda: and Debian's pygpu)"
@@ -261,8 +261,17 @@ FOURCASES_ARGS = $(if $(SIZES),--sizes $(SIZES)) $(if $(CV),--folds $(CV)) \
                  $(if $(DATA_SIMILAR),--data-similar $(DATA_SIMILAR)) \
                  $(if $(DATA_DIFFERENT),--data-different $(DATA_DIFFERENT)) \
                  $(if $(GRID),--grid $(GRID)) --weights $(WEIGHTS) --runs $(RUNS)
+# ENGINE=slurm, or ENGINE=local -jN: the grid as a sweep plan in $(RUNS)/fourcases, run
+# by the sweep engine, its finish step evaluating every run and summarising; without
+# ENGINE, one run after another in one process
 fourcases: $(DEVICE_CHECK) $(WEIGHTS) | $(STAMP)
+ifeq ($(origin ENGINE),command line)
+	$(PY) -m pipeline fourcases $(FOURCASES_ARGS) --sweep --device $(DEVICE) \
+	  --cpus $(SLURM_CPUS) --mem $(SLURM_MEM) --time $(SLURM_TIME) --limit $(SLURM_LIMIT)
+	$(call run-plan,$(RUNS)/fourcases)
+else
 	$(PY) -m pipeline fourcases $(FOURCASES_ARGS) $(if $(SUMMARY),--summarise-only)
+endif
 
 # a real single-node SLURM (slurm-wlm + munge, installed when root on Debian) runs
 # a small sweep; skips with one line where it cannot

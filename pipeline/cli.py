@@ -121,17 +121,22 @@ def cmd_cv(args):
 
 
 def cmd_fourcases(args):
-    from .fourcases import plan, read_grid, run
-    from .recipe.config import FOURCASES
-    data = {"similar": args.data_similar, "different": args.data_different}
-    grid = read_grid(args.grid or FOURCASES, sizes=args.sizes, folds=args.folds, seeds=args.seeds or None,
-                     scenarios=args.scenarios.split() if args.scenarios else None, data=data)
+    from .fourcases import grid_of, plan, run
+    recorded = {"grid": args.grid, "sizes": args.sizes, "folds": args.folds,
+                "seeds": args.seeds, "scenarios": args.scenarios.split() if args.scenarios
+                else None, "data_similar": args.data_similar,
+                "data_different": args.data_different, "resamples": args.resamples}
+    grid = grid_of(recorded)
     if args.plan_only:
         print(plan(grid, args.weights, args.runs)[1])
         return 0
+    sweep = None
+    if args.sweep:
+        sweep = {"args": recorded, "device": args.device, "cpus": args.cpus, "mem": args.mem,
+                 "time": args.time, "limit": args.limit, "partition": args.partition}
     done = run(grid, args.weights, args.runs, summarise_only=args.summarise_only,
-               resamples=args.resamples)
-    return 0 if done is not None else 130
+               resamples=args.resamples, sweep=sweep)
+    return 0 if done is not None or args.sweep else 130
 
 
 def cmd_predict(args):
@@ -219,6 +224,16 @@ def add_statistics(p):
                    help="how the decision threshold is chosen on the validation split: "
                         "sensitivity:0.87 (highest specificity at that sensitivity) or youden")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+
+
+def add_engine(p):
+    """The settings of a sweep's engine (local make -jN, or SLURM)."""
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--cpus", type=int, default=2, help="SLURM: CPUs per task")
+    p.add_argument("--mem", default="8G", help="SLURM: memory per task")
+    p.add_argument("--time", default="04:00:00", help="SLURM: time limit per task")
+    p.add_argument("--limit", type=int, default=0, help="SLURM: tasks at once (0: no limit)")
+    p.add_argument("--partition")
 
 
 def add_training(p):
@@ -355,6 +370,9 @@ def parser():
     fc.add_argument("--summarise-only", action="store_true",
                     help="train nothing: the summary of the cells done")
     fc.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    fc.add_argument("--sweep", action="store_true", help="write the grid as a sweep plan in "
+                    "RUNS/fourcases (make -jN or a SLURM job array) instead of running it")
+    add_engine(fc)
     fc.set_defaults(func=cmd_fourcases)
 
     sw = sub.add_parser("sweep", help="scenarios x folds x seeds, here or as a SLURM job array")
@@ -373,12 +391,7 @@ def parser():
     sw.add_argument("--tta", action="store_true")
     sw.add_argument("--operating-point", type=operating_point, default=("sensitivity", 0.87),
                     help="as evaluate's: every run of the sweep is evaluated with it")
-    sw.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    sw.add_argument("--cpus", type=int, default=2, help="SLURM: CPUs per task")
-    sw.add_argument("--mem", default="8G", help="SLURM: memory per task")
-    sw.add_argument("--time", default="04:00:00", help="SLURM: time limit per task")
-    sw.add_argument("--limit", type=int, default=0, help="SLURM: tasks at once (0: no limit)")
-    sw.add_argument("--partition")
+    add_engine(sw)
     sw.add_argument("--ambiguities", metavar="TOML", help="plan the grid of the readings of "
                     "this file (scenarios/ambiguities.toml) instead of scenarios x folds x seeds")
     sw.add_argument("--images", metavar="DIR", help="--ambiguities: the images folder --data "

@@ -130,7 +130,8 @@ def task_configs(grid, d, classes, steps):
                         "" if full or size == 1 or config["method"] != "finetune"
                         else "-epochs")
                     out.append({"name": name, "dataset": d["name"], "scenario": scenario,
-                                "size": size, "seed": seed, "fold": fold, "config": config})
+                                "size": size, "seed": seed, "fold": fold, "config": config,
+                                "overrides": overrides})
     return out
 
 
@@ -154,21 +155,23 @@ def train_images(task, names, labels, parts, where):
 
 
 def estimate_task(task, counts, extracted, views):
-    """Seconds of one task from nothing on the reference machine class (estimate.SPEED):
-    the training (a feature scenario extracts its layer's features once per dataset) and
-    the evaluation of the validation and test parts."""
+    """Seconds a task records (its training and evaluation) from nothing on the reference
+    machine class (estimate.SPEED): a fine-tuning's SGD steps, its validation every epoch
+    and its evaluation (validation and test parts, ``views`` each); a feature run fits in
+    a moment and is scored from cached features, which are extracted once per dataset,
+    layer and view (``learn.features.cached_predictor``)."""
     c = task["config"]
     n = counts[task["dataset"]]
-    fold = {"val": n / c["folds"], "test": n / c["folds"]}
-    seconds = (fold["val"] + fold["test"]) * views / SPEED["infer"] + 30
+    part = n / c["folds"]
     if c["method"] == "finetune":
         steps = c.get("steps_per_epoch") or math.ceil(n * (c["folds"] - 2) / c["folds"]
                                                      / c["batch_size"])
-        seconds += c["epochs"] * (steps * c["batch_size"] / SPEED["finetune"]
-                                  + fold["val"] / SPEED["infer"])
-    elif (task["dataset"], c["feature_layer"]) not in extracted:
+        return (c["epochs"] * (steps * c["batch_size"] / SPEED["finetune"]
+                               + part / SPEED["infer"]) + 2 * part * views / SPEED["infer"] + 30)
+    seconds = 2.0
+    if (task["dataset"], c["feature_layer"]) not in extracted:
         extracted.add((task["dataset"], c["feature_layer"]))
-        seconds += n / SPEED["features"]
+        seconds += views * n / SPEED["features"]
     return seconds
 
 
@@ -204,25 +207,39 @@ def plan(grid, weights, runs_root, processed=None):
     return tasks, line
 
 
+def reuse_folders(grid, runs_root):
+    """Where finished runs are reused from: ``make reproduce CV=k``'s fold runs."""
+    return [str(Path(runs_root) / ("cv-k%d" % grid["folds"]))]
+
+
 def run(grid, weights, runs_root="runs", progress=True, summarise_only=False,
-        resamples=RESAMPLES, processed=None):
-    """Train and evaluate every task of ``grid`` (unless ``summarise_only``), then write
-    the summary; returns it, or None when stopped by a signal."""
+        resamples=RESAMPLES, processed=None, sweep=None):
+    """Train and evaluate every task of ``grid`` here, one after another (unless
+    ``summarise_only``: then only the finished runs are evaluated), then write the
+    summary; returns it, or None when stopped by a signal. ``sweep`` ({"args": the
+    command's, engine settings}): write the grid as a sweep plan in ``RUNS/fourcases``
+    instead (``pipeline.sweep``: ``make -jN`` or a SLURM job array, its finish step this
+    function with ``summarise_only``) and return None."""
     tasks, line = plan(grid, weights, runs_root, processed)
     print(line, flush=True)
     for d in grid.get("dataset", []):
         preprocess(d["folder"], d["h5"], size=grid.get("size", 256), reuse=True,
                    progress=progress)
     root = Path(runs_root) / "fourcases"
-    reuse_from = [str(Path(runs_root) / ("cv-k%d" % grid["folds"]))]
+    if sweep is not None:
+        return write_sweep(grid, tasks, weights, runs_root, **sweep)
     for k, task in enumerate(tasks if not summarise_only else []):
         print("fourcases: run %d/%d: %s" % (k + 1, len(tasks), task["name"]), flush=True)
         run_dir = train(task["config"], task["h5"], weights, str(root), progress=progress,
-                        reuse=True, name=task["name"], reuse_from=reuse_from)
+                        reuse=True, name=task["name"], reuse_from=reuse_folders(grid, runs_root))
         if run_dir is None:
             return None
         evaluate(run_dir, task["h5"], tta=task["tta"], resamples=resamples, reuse=True,
                  progress=progress)
+    for task in tasks if summarise_only else []:
+        if (root / task["name"] / "DONE").exists():
+            evaluate(root / task["name"], task["h5"], tta=task["tta"], resamples=resamples,
+                     reuse=True, progress=progress)
     summary = summarise(grid, tasks, root, resamples)
     summary["plan"] = line
     root.mkdir(parents=True, exist_ok=True)
@@ -234,6 +251,36 @@ def run(grid, weights, runs_root="runs", progress=True, summarise_only=False,
     for claim in summary["claims"]:
         print("fourcases: %s: %s" % (claim["text"], claim["overall"]))
     return summary
+
+
+def grid_of(args):
+    """The grid of a command's arguments (the cli's, as a sweep plan records them)."""
+    return read_grid(args.get("grid") or FOURCASES, sizes=args.get("sizes"),
+                     folds=args.get("folds"), seeds=args.get("seeds") or None,
+                     scenarios=args.get("scenarios") or None,
+                     data={"similar": args.get("data_similar"),
+                           "different": args.get("data_different")})
+
+
+def finish_sweep(args, weights):
+    """A fourcases sweep's finish step: evaluate every run, write the summary."""
+    return run(grid_of(args), weights, args["runs"], progress=False, summarise_only=True,
+               resamples=args.get("resamples", RESAMPLES), processed=args.get("processed"))
+
+
+def write_sweep(grid, tasks, weights, runs_root, args, **engine):
+    """The grid as a sweep plan in ``RUNS/fourcases`` (``sweep.write_plan``); its finish
+    step evaluates every run and summarises (``args``: this command's, recorded)."""
+    from .sweep import write_plan
+    items = [{"name": t["name"], "scenario": t["scenario"], "data": t["h5"],
+              "overrides": t["overrides"], "tta": t["tta"]} for t in tasks]
+    written = write_plan({"scenarios": list(grid["scenario"]), "folds": 0,
+                          "seeds": grid["seeds"], "overrides": [],
+                          "fourcases": dict(args, runs=str(Path(runs_root).resolve()))},
+                         items, tasks[0]["h5"], weights, Path(runs_root) / "fourcases",
+                         reuse_from=reuse_folders(grid, runs_root), **engine)
+    print("fourcases: %d tasks planned in %s" % (len(items), written["runs"]))
+    return None
 
 
 def pooled(task_list, root):

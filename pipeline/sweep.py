@@ -208,6 +208,9 @@ def finish(runs):
         raise InputError("%s: %d tasks have not finished: %s" % (runs, len(missing),
                                                                  ", ".join(missing)))
     rule = tuple(plan.get("rule", ("sensitivity", 0.87)))
+    if "fourcases" in plan:  # the grid's own finish: each dataset's evaluation, the summary
+        from .fourcases import finish_sweep
+        return finish_sweep(plan["fourcases"], plan["weights"])
     for task in plan["tasks"]:
         evaluate(Path(plan["runs"]) / task["name"], task["data"], tta=plan["tta"], rule=rule,
                  reuse=True)

@@ -2,6 +2,7 @@
 size scored on the same out-of-fold images, a repeat retraining nothing."""
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -30,12 +31,15 @@ def class_dir(path, classes=("watch", "bonsai", "ketch"), per_class=9):
     return path
 
 
-def write_grid(path, similar, different, sizes="[0.5, 1]", scenarios=None, folds=3):
+def write_grid(path, similar, different, sizes="[0.5, 1]", scenarios=None, folds=3,
+               datasets=("different", "similar")):
     scenarios = scenarios or {"1": "", "4": "sizes = [0.5, 1]", "scratch": "sizes = [0.5, 1]"}
     text = ["folds = %d" % folds, "seeds = [0]", "sizes = %s" % sizes, "size = 80",
             "set = %s" % json.dumps(MINI)]
     for name, folder, similarity, metric in (("different", different, "different", "auc"),
                                              ("similar", similar, "similar", "accuracy")):
+        if name not in datasets:
+            continue
         text += ["[[dataset]]", 'name = "%s"' % name, 'data = "%s"' % folder,
                  'similarity = "%s"' % similarity, 'metric = "%s"' % metric, "margin = 0.05",
                  "tta = false"]
@@ -151,3 +155,28 @@ def test_a_scenario_that_cannot_apply_to_class_data_is_refused_by_name():
         load_scenario("4-levels", classes=["a", "b"])
     with pytest.raises(InputError, match="no such scenario.*grid of make fourcases"):
         load_scenario("fourcases")
+
+
+def test_the_grid_as_a_sweep_gives_the_summary_of_the_run_here(inputs, tmp_path):
+    """ENGINE=local -jN / slurm: the same tasks as train commands in tasks.mk, run by make,
+    the finish step evaluating and summarising: the summary equals the in-process one."""
+    import subprocess
+    import sys
+    d, similar, different = inputs
+    grid_file = write_grid(tmp_path / "grid.toml", similar, different, sizes="[1]",
+                           scenarios={"1": ""}, datasets=("similar",))
+    args = {"grid": str(grid_file), "processed": str(tmp_path / "processed"), "resamples": 50}
+    here = fourcases.run(fourcases.grid_of(args), None, str(tmp_path / "here"), progress=False,
+                         resamples=50, processed=args["processed"])
+    fourcases.run(fourcases.grid_of(args), None, str(tmp_path / "swept"), progress=False,
+                  processed=args["processed"], sweep={"args": args})
+    plan = tmp_path / "swept" / "fourcases"
+    commands = (plan / "tasks.txt").read_text().splitlines()
+    assert len(commands) == 3 and all("--name similar-1-size1-seed0-fold" in c for c in commands)
+    proc = subprocess.run(["make", "-s", "-j2", "-f", str(plan / "tasks.mk")], cwd=str(ROOT),
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PATH=os.path.dirname(sys.executable) + ":"
+                                   + os.environ["PATH"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    swept = json.loads((plan / "fourcases.json").read_text())
+    assert swept["datasets"] == here["datasets"] and swept["cells"] == here["cells"]
