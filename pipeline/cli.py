@@ -121,7 +121,9 @@ def cmd_cv(args):
 
 
 def cmd_fourcases(args):
-    from .fourcases import grid_of, plan, run
+    from .fourcases import finish_sweep, grid_of, plan, run
+    if args.finish:
+        return 0 if finish_sweep(args.finish) is not None else 1
     recorded = {"grid": args.grid, "sizes": args.sizes, "folds": args.folds,
                 "seeds": args.seeds, "scenarios": args.scenarios.split() if args.scenarios
                 else None, "data_similar": args.data_similar,
@@ -370,6 +372,8 @@ def parser():
     fc.add_argument("--summarise-only", action="store_true",
                     help="train nothing: the summary of the cells done")
     fc.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    fc.add_argument("--finish", metavar="SWEEP_JSON", help="the finish step of a sweep "
+                    "written by --sweep: evaluate its runs, write the summary")
     fc.add_argument("--sweep", action="store_true", help="write the grid as a sweep plan in "
                     "RUNS/fourcases (make -jN or a SLURM job array) instead of running it")
     add_engine(fc)

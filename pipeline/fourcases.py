@@ -262,23 +262,30 @@ def grid_of(args):
                            "different": args.get("data_different")})
 
 
-def finish_sweep(args, weights):
-    """A fourcases sweep's finish step: evaluate every run, write the summary."""
-    return run(grid_of(args), weights, args["runs"], progress=False, summarise_only=True,
-               resamples=args.get("resamples", RESAMPLES), processed=args.get("processed"))
+def finish_sweep(plan_path):
+    """A fourcases sweep's finish step: evaluate every finished run as its dataset says,
+    write the summary (the plan's recorded command arguments and weights)."""
+    plan = json.loads(Path(plan_path).read_text())
+    args = plan["fourcases"]
+    return run(grid_of(args), plan["weights"], args["runs"], progress=False,
+               summarise_only=True, resamples=args.get("resamples", RESAMPLES),
+               processed=args.get("processed"))
 
 
 def write_sweep(grid, tasks, weights, runs_root, args, **engine):
     """The grid as a sweep plan in ``RUNS/fourcases`` (``sweep.write_plan``); its finish
     step evaluates every run and summarises (``args``: this command's, recorded)."""
-    from .sweep import write_plan
+    from .sweep import pipeline_command, write_plan
+    root = Path(runs_root) / "fourcases"
     items = [{"name": t["name"], "scenario": t["scenario"], "data": t["h5"],
               "overrides": t["overrides"], "tta": t["tta"]} for t in tasks]
     written = write_plan({"scenarios": list(grid["scenario"]), "folds": 0,
                           "seeds": grid["seeds"], "overrides": [],
                           "fourcases": dict(args, runs=str(Path(runs_root).resolve()))},
-                         items, tasks[0]["h5"], weights, Path(runs_root) / "fourcases",
-                         reuse_from=reuse_folders(grid, runs_root), **engine)
+                         items, tasks[0]["h5"], weights, root,
+                         reuse_from=reuse_folders(grid, runs_root),
+                         finish=pipeline_command("fourcases", "--finish",
+                                                 root.resolve() / "sweep.json"), **engine)
     print("fourcases: %d tasks planned in %s" % (len(items), written["runs"]))
     return None
 

@@ -88,11 +88,12 @@ def make_plan(scenarios, folds, seeds, data, weights, runs, overrides=(), tta=Fa
 
 def write_plan(plan, tasks, data, weights, runs, tta=False, device="cpu", cpus=2, mem="8G",
                time="04:00:00", limit=0, partition=None, preprocess=(), reuse_from=(),
-               rule=("sensitivity", 0.87)):
+               rule=("sensitivity", 0.87), finish=None):
     """Write the plan files of ``tasks`` (dicts: name, scenario, data, overrides; their
     configs already checked) into ``runs``; ``preprocess``: the datasets the
     ``prepare`` step makes before any task starts (``preprocess.preprocess``'s arguments);
-    ``reuse_from``: folders of runs whose finished runs a task reuses (``train``'s).
+    ``reuse_from``: folders of runs whose finished runs a task reuses (``train``'s);
+    ``finish``: the command of the step after every task (default ``sweep finish``).
     Returns the plan."""
     if not data or not Path(data).is_file():
         raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data)
@@ -101,6 +102,7 @@ def write_plan(plan, tasks, data, weights, runs, tta=False, device="cpu", cpus=2
                 weights=str(Path(weights).resolve()) if weights else None, runs=str(runs),
                 tta=tta, rule=list(rule), device=device, preprocess=list(preprocess),
                 reuse_from=[str(Path(r).resolve()) for r in reuse_from],
+                finish=finish or step_command("finish", runs),
                 slurm={"cpus": cpus, "mem": mem, "time": time, "limit": limit,
                        "partition": partition})
     tasks = [dict(t, data=str(Path(t["data"]).resolve())) for t in tasks]
@@ -125,7 +127,7 @@ def write_makefile(plan, runs):
              "prepare:", "\t%s" % step_command("prepare", runs)]
     for task in plan["tasks"]:
         lines += ["%s: prepare" % task["name"], "\t%s" % task["command"]]
-    lines += ["finish: %s" % " ".join(names), "\t%s" % step_command("finish", runs)]
+    lines += ["finish: %s" % " ".join(names), "\t%s" % plan["finish"]]
     atomic_write_bytes(runs / "tasks.mk", ("\n".join(lines) + "\n").encode())
 
 
@@ -166,7 +168,7 @@ def write_sbatch(plan, runs):
             str(runs / "tasks.txt")), 'echo "$command"', 'eval "$command"'],
         "finish.sbatch": sbatch_header(plan, runs, "finish",
                                        ["#SBATCH --output=%s/finish_%%j.out" % logs])
-        + [step_command("finish", runs)],
+        + [plan["finish"]],
     }
     for name, lines in files.items():
         atomic_write_bytes(runs / name, ("\n".join(lines) + "\n").encode())
@@ -208,9 +210,6 @@ def finish(runs):
         raise InputError("%s: %d tasks have not finished: %s" % (runs, len(missing),
                                                                  ", ".join(missing)))
     rule = tuple(plan.get("rule", ("sensitivity", 0.87)))
-    if "fourcases" in plan:  # the grid's own finish: each dataset's evaluation, the summary
-        from .fourcases import finish_sweep
-        return finish_sweep(plan["fourcases"], plan["weights"])
     for task in plan["tasks"]:
         evaluate(Path(plan["runs"]) / task["name"], task["data"], tta=plan["tta"], rule=rule,
                  reuse=True)
