@@ -108,8 +108,9 @@ def check_dataset(d, folds, processed):
 
 
 def task_configs(grid, d, classes, steps):
-    """[(name, config)] of dataset ``d``: every scenario x size x seed x fold. ``steps``:
-    {fold: SGD steps per epoch of the fold's full training part} (a subset's)."""
+    """The tasks of dataset ``d`` ({name, dataset, scenario, size, seed, fold, config,
+    overrides}): every scenario x size x seed x fold. ``steps(config, fold)``: the SGD
+    steps per epoch of the fold's full training part (a subset's, under "full")."""
     out, full = [], grid.get("subset_steps", "full") == "full"
     for scenario, entry in grid["scenario"].items():
         if d["name"] not in entry.get("datasets", [d["name"]]):
@@ -245,8 +246,7 @@ def run(grid, weights, runs_root="runs", progress=True, summarise_only=False,
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(root / "fourcases.json", json.dumps(summary, indent=2).encode())
     from .render.plots import plot_size_curves
-    plot_size_curves(curve_panels(summary), str(root / "size_curves.png"),
-                     {p["title"]: p["metric"] for p in summary["datasets"]})
+    plot_size_curves(curve_panels(summary), str(root / "size_curves.png"), y_labels(summary))
     print("fourcases: %s" % (root / "fourcases.json"))
     for claim in summary["claims"]:
         print("fourcases: %s: %s" % (claim["text"], claim["overall"]))
@@ -290,9 +290,10 @@ def write_sweep(grid, tasks, weights, runs_root, args, **engine):
     return None
 
 
-def pooled(task_list, root):
+def pooled(task_list, root, cpus):
     """The out-of-fold predictions of one cell (its folds' tasks), sorted by image name;
-    None when a fold is not evaluated yet. Also the sum of the recorded seconds."""
+    None when a fold is not evaluated yet. Also the sum of the recorded seconds; the CPU
+    each run recorded is added to the set ``cpus``."""
     parts, seconds = [], 0.0
     for task in task_list:
         folder = root / task["name"]
@@ -302,6 +303,9 @@ def pooled(task_list, root):
         with np.load(folder / "predictions.npz") as p:
             parts.append({k: p[k] for k in p.files})
         seconds += recorded_seconds(folder) + json.loads(evaluation.read_text())["seconds"]
+        env = json.loads((folder / "environment.json").read_text())
+        cpus.add("%s (%s cores)" % (env.get("blas", {}).get("cpu", "unknown CPU"),
+                                    env.get("cpus")))
     joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(joined["names"])
     return {k: v[order] for k, v in joined.items()}, seconds
@@ -343,7 +347,7 @@ def difference(d, runs_a, runs_b, resamples):
 
 def summarise(grid, tasks, root, resamples=RESAMPLES):
     """The curves, the four-cases table and the claims, of the cells done."""
-    cells, missing, seconds, estimate = {}, [], 0.0, 0.0
+    cells, missing, seconds, estimate, cpus = {}, [], 0.0, 0.0, set()
     keys = sorted({(t["dataset"], t["scenario"], t["size"]) for t in tasks},
                   key=lambda k: (k[0], k[1], size_kind(k[2])[1]))
     for key in keys:
@@ -351,7 +355,7 @@ def summarise(grid, tasks, root, resamples=RESAMPLES):
         estimate += sum(t["estimate"] for t in mine)
         runs = []
         for seed in grid["seeds"]:
-            p, s = pooled([t for t in mine if t["seed"] == seed], root)
+            p, s = pooled([t for t in mine if t["seed"] == seed], root, cpus)
             if p is None:
                 break
             runs.append(p)
@@ -363,7 +367,8 @@ def summarise(grid, tasks, root, resamples=RESAMPLES):
                                                                    for t in mine]))}
     summary = {"command": command_line(), "folds": grid["folds"], "seeds": grid["seeds"],
                "sizes": [sized(s) for s in grid["sizes"]], "missing": missing,
-               "seconds": seconds, "estimate_seconds": estimate, "datasets": [],
+               "seconds": seconds, "estimate_seconds": estimate, "cpus": sorted(cpus),
+               "datasets": [],
                "cells": [], "claims": [], "resamples": resamples,
                "large_from": grid["lesson"]["large_from"]}
     for d in grid.get("dataset", []):
@@ -436,7 +441,15 @@ def claim_row(claim, d, grid, cells, resamples):
 
 
 def curve_panels(summary):
-    """The panels of ``render.plots.plot_size_curves``: one per dataset."""
-    return [(p["title"], {s: [(c["train_images"], c["value"], c["ci"][0], c["ci"][1])
-                              for c in curve] for s, curve in p["curves"].items()})
-            for p in summary["datasets"]]
+    """The panels of ``render.plots.plot_size_curves``: one per dataset, each recipe
+    under its scenario's name."""
+    from .sections.common import SCENARIO_NAMES
+    return [(p["title"], {SCENARIO_NAMES.get(s, s): [
+        (c["train_images"], c["value"], c["ci"][0], c["ci"][1]) for c in curve]
+        for s, curve in p["curves"].items()}) for p in summary["datasets"]]
+
+
+def y_labels(summary):
+    """{panel title: its metric, in words} of ``curve_panels``."""
+    words = {"auc": "AUC, referable DR (out of fold)", "accuracy": "accuracy (out of fold)"}
+    return {p["title"]: words[p["metric"]] for p in summary["datasets"]}

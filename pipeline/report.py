@@ -7,7 +7,8 @@ how the verdicts move under the post's unstated choices, the per-scenario result
 with their intervals and the number of runs behind each figure, five levels, Kaggle's
 test set, where the network looks, referral, cross-validation, external datasets;
 then every run's details. Each part is a module of ``sections`` (their order is
-``sections.SECTIONS``), given what ``sections.loaded.Loaded`` read from the runs.
+``sections.SECTIONS``; ``CLASS_SECTIONS`` for class-labelled data, which have no
+referable class), given what ``sections.loaded.Loaded`` read from the runs.
 """
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from models.fileio import atomic_write_bytes
 from .errors import InputError
 from .evidence.stats import RESAMPLES
 from .render.html import report_page
-from .sections import SECTIONS
+from .sections import CLASS_SECTIONS, SECTIONS
 from .sections.loaded import Loaded
 
 
@@ -33,7 +34,8 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     if not report.runs:
         raise NoRunsError("%s: no evaluated run on %s (make train and make evaluate first)"
                           % (runs_root, data_path))
-    text = "\n".join(line for section in SECTIONS for line in section(report)) + "\n"
+    sections = CLASS_SECTIONS if report.classes else SECTIONS
+    text = "\n".join(line for section in sections for line in section(report)) + "\n"
     atomic_write_bytes(runs_root / (report.stem + ".md"), text.encode())
     html_path = runs_root / (report.stem + ".html")
     atomic_write_bytes(html_path, report_page(text, runs_root).encode())

@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models.fileio import atomic_path  # noqa: E402
@@ -195,7 +196,11 @@ def plot_size_curves(panels, path, ylabel_by_panel):
             line, = ax.plot(n, value, "o-", label=recipe)
             ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
         ax.set_xscale("log")
-        ax.set_xlabel("training images")
+        ticks = sorted({round(n) for points in curves.values() for n, *_ in points})
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([str(t) for t in ticks]))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlabel("training images (mean over folds; log scale)")
         ax.set_ylabel(ylabel_by_panel if isinstance(ylabel_by_panel, str)
                       else ylabel_by_panel.get(title, ""))
         ax.set_title(title, fontsize="medium")

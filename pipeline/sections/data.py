@@ -2,9 +2,12 @@
 from pathlib import Path
 
 
-def data_section(counts, failed, source):
-    md = ["## Data", "", "Images per split and level (0-4) of the file's patient split:", "",
-          "| split | 0 | 1 | 2 | 3 | 4 | total |", "|---|---|---|---|---|---|---|"]
+def data_section(counts, failed, source, classes=None):
+    """``classes``: the class names of class-labelled data (columns), else levels 0-4."""
+    columns = classes or [str(k) for k in range(5)]
+    md = ["## Data", "", "Images per split and %s of the file's patient split:" % (
+        "class" if classes else "level (0-4)"), "",
+        "| split | %s | total |" % " | ".join(columns), "|---|" + "---|" * (len(columns) + 1)]
     md += ["| %s | %s | %d |" % (s, " | ".join(map(str, c)), sum(c)) for s, c in counts.items()]
     md += ["", "Unreadable images skipped in preprocessing: %d%s" % (
         len(failed), " (" + "; ".join(failed) + ")" if failed else "")]
@@ -14,4 +17,4 @@ def data_section(counts, failed, source):
 
 
 def section(report):
-    return data_section(report.counts, report.failed, report.source)
+    return data_section(report.counts, report.failed, report.source, report.classes)

@@ -77,10 +77,11 @@ def fourcases_section(summary, figure=None):
                       for p in claim["sizes"]) or "-", claim["overall"],
             "none found in the sizes measured" if cross is None else
             "between %d and %d training images" % (cross["below"], cross["above"])))
-    md += ["", "The grid's runs recorded %.0f min of training and evaluation (CPU: see each "
-           "run's environment.json); its plan estimated at most %.0f min for them from "
-           "nothing on the reference machine class (2 cores). Plan: %s." % (
-               summary["seconds"] / 60, summary["estimate_seconds"] / 60, summary["plan"]),
+    md += ["", "The grid's runs recorded %.0f min of training and evaluation on %s; its plan "
+           "estimated at most %.0f min for them from nothing on the reference machine class "
+           "(2 cores). Plan: %s." % (
+               summary["seconds"] / 60, ", ".join(summary.get("cpus", [])) or "an unrecorded CPU",
+               summary["estimate_seconds"] / 60, summary["plan"]),
            "", "*Made by: `%s`.*" % summary["command"]]
     return md + [""]
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from models.fileio import sha1_of
 
+from ..data.dataset import data_classes
 from ..evidence.claims import claim_evidence, headline
 from ..evidence.stats import RESAMPLES
 from ..runs.evaluated import data_summary, group, load_cv, load_external, load_runs
@@ -19,6 +20,7 @@ class Loaded(object):
       {scenario: the group with the fewest overrides}, on which the claims are decided
     - ``cv``: {scenario: cross-validation summaries}; ``external``: {dataset: evaluations}
     - ``stem``: ``report-<data>``, the prefix of the report's files in ``runs_root``
+    - ``classes``: the class names of class-labelled data, None for DR levels
     """
 
     def __init__(self, runs_root, data_path, resamples=RESAMPLES):
@@ -33,6 +35,7 @@ class Loaded(object):
         self.external = load_external(self.runs)
         self.stem = "report-%s" % self.data_path.stem
         self.counts, self.failed, self.source, self.usable = data_summary(self.data_path)
+        self.classes = data_classes(self.data_path)
 
     @functools.cached_property
     def claims(self):

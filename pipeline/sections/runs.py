@@ -32,7 +32,9 @@ def run_details(runs):
                "- weights: %s" % weights,
                "- data: %s (SHA1 %s)" % (env["data"], env["data_sha1"]),
                "- test: %d images; argmax: %s" % (e["n"], ", ".join(
-                   "%s %s" % (m, fmt(e["argmax"][m])) for m in ("auc", "kappa"))),
+                   "%s %s" % (m.replace("_", " "), fmt(e["argmax"][m]))
+                   for m in (("accuracy", "mean_class_accuracy") if "classes" in config
+                             else ("auc", "kappa")))),
                "- training: %.0f s on %s CPUs, Theano %s, Lasagne %s" % (
                    train_seconds(run["dir"]), env.get("cpus"), env.get("theano"),
                    env.get("lasagne")), ""]

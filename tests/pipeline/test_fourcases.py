@@ -180,3 +180,17 @@ def test_the_grid_as_a_sweep_gives_the_summary_of_the_run_here(inputs, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     swept = json.loads((plan / "fourcases.json").read_text())
     assert swept["datasets"] == here["datasets"] and swept["cells"] == here["cells"]
+
+
+def test_the_report_of_class_data_lists_its_runs_by_accuracy(grid_run):
+    """make report DATA=photos: no DR section (no referable class), every run's accuracy
+    with its interval over images, the classes named."""
+    from pipeline.report import write_report
+    d, _, _ = grid_run
+    root = d / "runs" / "fourcases"
+    write_report(root, d / "processed" / "photos.h5", resamples=50)
+    md = (root / "report-photos.md").read_text()
+    assert "in 3 classes: bonsai, ketch, watch" in md and "referable" not in md.split("##")[1]
+    assert md.count("| similar-") == 18  # scenarios 1, 4, scratch x 2 sizes x 3 folds
+    assert "| split | bonsai | ketch | watch | total |" in md
+    assert "## The post's claims" not in md

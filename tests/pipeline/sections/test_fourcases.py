@@ -7,6 +7,7 @@ def summary():
     return {
         "command": "make fourcases", "folds": 5, "seeds": [0], "sizes": ["0.125", "1"],
         "missing": ["similar 4 at size 0.125"], "seconds": 600.0, "estimate_seconds": 900.0,
+        "cpus": ["AMD EPYC (2 cores)"],
         "plan": "fourcases: ...", "large_from": 1000,
         "datasets": [{"name": "similar", "title": "similar (caltech)", "metric": "accuracy",
                       "margin": 0.02, "similarity": "similar",
@@ -32,5 +33,6 @@ def test_the_section_shows_the_curves_table_claims_and_time():
     assert "0.125: +0.031 [+0.012, +0.050] holds; 1: +0.031 [+0.012, +0.050] holds" in text
     assert "between 70 and 563 training images" in text
     assert "Not yet run (the same command resumes them): similar 4 at size 0.125." in text
-    assert "recorded 10 min" in text and "at most 15 min" in text
+    assert "recorded 10 min of training and evaluation on AMD EPYC (2 cores)" in text
+    assert "at most 15 min" in text
     assert "small by the lesson's own scale" in text
