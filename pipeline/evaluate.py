@@ -24,7 +24,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from models import googlenet
 from models.fileio import atomic_savez, atomic_write_bytes, sha1_of
 from models.model_io import load_model
 
@@ -35,7 +34,7 @@ from .evidence.grading import expected_grade, grading, tune_cuts
 from .evidence.metrics import referable_decision, referable_score, screening_metrics
 from .evidence.stats import DEFAULT_RULE, RESAMPLES, bootstrap, choose_cut
 from .learn.features import cached_predictor
-from .learn.inference import predict
+from .learn.inference import forward_function, predict
 from .render.plots import plot_confusion, plot_reliability, plot_roc
 from .runs.rundir import command_line, val_predictions_path
 
@@ -141,7 +140,7 @@ def inference(config, env, net, crop, progress=True):
     if cached is not None:
         return lambda path, data, rotations=(0,), flips=(False,), desc="": cached(
             path, data, rotations, flips)
-    fn = googlenet.compile_forward(net, ["prob"])
+    fn = forward_function(net, ["prob"])
     return lambda path, data, rotations=(0,), flips=(False,), desc="": predict(
         fn, data, crop, rotations=rotations, flips=flips, desc=desc, progress=progress)
 

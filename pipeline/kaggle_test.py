@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models import googlenet
 from models.fileio import atomic_savez, atomic_write_bytes, exclusive, sha1_of
 
 from .data.dataset import rotations
@@ -41,7 +40,7 @@ from .errors import InputError
 from .evidence.grading import expected_grade, kappa_with_interval, levels_at
 from .evidence.metrics import referable_score
 from .evidence.stats import RESAMPLES, bootstrap
-from .learn.inference import tta_probs
+from .learn.inference import forward_function, tta_probs
 
 CHUNK = 256
 USAGES = ("Public", "Private")
@@ -186,7 +185,7 @@ def predict_chunks(net, names, images, chunks, crop, prep, turns, progress, chun
             if path.exists():
                 bar.update(len(part))
                 continue
-            fn = fn or googlenet.compile_forward(net, ["prob"])
+            fn = fn or forward_function(net, ["prob"])
             probs, failed = [], []
             for b in range(0, len(part), batch):
                 pixels = []

@@ -37,7 +37,6 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from models import googlenet
 from models.cam import compile_cam, referable_rows
 from models.fileio import atomic_write_bytes
 from models.model_io import load_model
@@ -49,7 +48,7 @@ from .data.splits import patient_of
 from .errors import InputError
 from .evidence.grading import expected_grade, levels_at
 from .evidence.metrics import referable_score
-from .learn.inference import tta_probs
+from .learn.inference import forward_function, tta_probs
 from .recipe.config import num_classes
 
 
@@ -153,7 +152,7 @@ def scorer(config, evaluation, input_shape, net, spec, referral=None, members=()
     crop, turns = input_shape[1], rotations(evaluation["settings"]["tta"])
     threshold = config.get("threshold", 2)
     if not referral:
-        fn = googlenet.compile_forward(net, ["prob"])
+        fn = forward_function(net, ["prob"], spec)
         return lambda images, names: (tta_probs(fn, images, crop, turns), None)
     if referral["mode"] == "mc":
         from models.mc_dropout import compile_head, compile_trunk, dropout_below, mc_probs
@@ -167,7 +166,7 @@ def scorer(config, evaluation, input_shape, net, spec, referral=None, members=()
             return probs.mean(axis=0), np.array([referable_score(p, config["target"],
                                                                  threshold) for p in probs])
         return score
-    fns = [googlenet.compile_forward(load_run(m)[-1], ["prob"]) for m in members]
+    fns = [forward_function(r[-1], ["prob"], r[3]) for r in map(load_run, members)]
 
     def ensemble(images, names):
         probs = np.array([tta_probs(fn, images, crop, turns) for fn in fns])
@@ -260,7 +259,7 @@ def predict_classes(run_dir, paths, out, heatmaps, batch_size, progress, loaded)
         print("predict: skipped %s: not an image file" % other, file=sys.stderr)
     out = Path(out or "predictions-%s.csv" % Path(run_dir).resolve().name)
     crop, classes = input_shape[1], config["classes"]
-    fn = googlenet.compile_forward(net, ["prob"])
+    fn = forward_function(net, ["prob"], spec)
     maps_fn = compile_class_maps(net, spec) if heatmaps else None
     if heatmaps:
         from .render.plots import plot_heatmap

@@ -8,6 +8,12 @@ full net with aux heads (loss3 + 0.3 (loss1 + loss2)); finetune_img_s: the same
 with conv1/conv2 frozen (scenario 4). *_compile_s: Theano compile time of each. With PyTorch installed
 (``pip install torch==2.13.0``, CPU build), the same network built from the same
 spec is timed as torch_infer_img_s / torch_train_img_s for comparison.
+onnx_infer_img_s: the same forward (the net's ONNX export, ``models.onnx_export``) on
+ONNX Runtime, all graph optimisations, as many threads as Theano's OpenMP, its ``prob``
+checked against the Theano forward's first (the bounds of tests/models/test_fidelity.py),
+both timed again in the same run beside each other (infer_img_s_beside), median of at
+least 5 after a warm-up: the engine ``pipeline.learn.inference.forward_function`` picks on
+the CPU. ``--inference-only``: these two figures alone.
 blas=... kernel=...: each OpenBLAS the process loaded, its kernel and who chose it
 (``models.blas``); generic_*: the Theano figures again with OpenBLAS's generic
 kernels forced (``OPENBLAS_CORETYPE=Prescott``), the cost of a BLAS that does not
@@ -77,6 +83,50 @@ def bench_theano(batches, repeats, prefix=""):
             print("%s%s_img_s=%.2f  # batch %d%s" % (
                 prefix, key, batch / timed(lambda: fn(*args), repeats), batch, NOTES[key]),
                 flush=True)
+        if not prefix and not on_gpu():
+            bench_onnx(net, spec, fns["infer"], x, repeats)
+
+
+def bench_onnx(net, spec, theano_fn, x, repeats):
+    """ONNX Runtime's inference img/s beside the Theano forward's ``theano_fn``, on the
+    same batch ``x`` and threads, once their ``prob`` agree; both timed here, one after
+    the other (median of at least 5 after a warm-up)."""
+    try:
+        from models.onnx_export import compile_forward_onnx, default_threads
+        import onnxruntime
+    except ImportError as e:
+        print("onnx_infer_img_s=n/a  # %s (pip install -r requirements.txt)" % e, flush=True)
+        return
+    start = time.perf_counter()
+    onnx_fn = compile_forward_onnx(spec, net, x.shape[1:], ["prob"])
+    print("onnx_infer_compile_s=%.1f  # export and session" % (time.perf_counter() - start),
+          flush=True)
+    ours, theirs = theano_fn(x)[0], onnx_fn(x)[0]
+    diff = float(np.abs(ours - theirs).max())
+    if not diff <= 1e-5:
+        print("onnx_infer_img_s=failed  # prob differs from the Theano forward's by %.3g"
+              % diff, flush=True)
+        return
+    repeats, batch = max(repeats, 5), len(x)
+    theano_s = timed(lambda: theano_fn(x), repeats)
+    onnx_s = timed(lambda: onnx_fn(x), repeats)
+    print("infer_img_s_beside=%.2f  # batch %d, the Theano forward, timed beside ONNX "
+          "Runtime's, median of %d" % (batch / theano_s, batch, repeats), flush=True)
+    print("onnx_infer_img_s=%.2f  # batch %d, ONNX Runtime %s, all graph optimisations, %d "
+          "threads, median of %d; max |prob - Theano's| %.2g; %.2fx the Theano forward"
+          % (batch / onnx_s, batch, onnxruntime.__version__, default_threads(), repeats, diff,
+             theano_s / onnx_s), flush=True)
+
+
+def bench_inference(batch, repeats):
+    """``--inference-only``: the Theano forward and ONNX Runtime's, beside each other."""
+    spec = googlenet.googlenet_spec()
+    net = googlenet.build(spec)
+    start = time.perf_counter()
+    theano_fn = googlenet.compile_forward(net, ["prob"])
+    print("infer_compile_s=%.1f" % (time.perf_counter() - start), flush=True)
+    x = np.random.RandomState(0).normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
+    bench_onnx(net, spec, theano_fn, x, repeats)
 
 
 def mc_infer(net, spec, passes):
@@ -310,6 +360,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--profile", action="store_true",
                    help="only print the per-op profile of a scenario-4 training step")
+    p.add_argument("--inference-only", action="store_true",
+                   help="only the Theano and ONNX Runtime inference figures, beside each other")
     p.add_argument("--train-step-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--theano-only", metavar="PREFIX", help=argparse.SUPPRESS)
     p.add_argument("--no-generic", action="store_true",
@@ -337,6 +389,8 @@ def main(argv=None):
     if args.profile:
         profile(args.batch)
         return bench_torch([args.batch], args.repeats, gpu=False, profile=True)
+    if args.inference_only:
+        return bench_inference(args.batch, args.repeats)
     bench_preprocess()
     bench_kaggle_test()
     bench_theano([args.batch], args.repeats)

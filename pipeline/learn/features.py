@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..evidence.metrics import validation_row
 from ..recipe.config import num_classes
 from .finetune import compile_training, finish
+from .inference import forward_function
 
 
 def extract_features(config, env, input_shape, net, cache_dir, view=(0, False)):
@@ -40,7 +41,7 @@ def extract_features(config, env, input_shape, net, cache_dir, view=(0, False)):
                                      "-mirrored" if mirrored else "")
     path = Path(cache_dir) / (key + ".h5")
     if not path.exists():
-        fn = googlenet.compile_forward(net, ["features/global_pool"])
+        fn = forward_function(net, ["features/global_pool"])
         data = Dataset(data_path, "all")
         feats = []
         for start in tqdm(range(0, len(data), 32), desc="features", unit="batch"):

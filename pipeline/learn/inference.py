@@ -1,4 +1,6 @@
-"""Inference with imported Caffe weights: the ``forward`` fidelity probe and ``classify``."""
+"""Inference with imported Caffe weights: the ``forward`` fidelity probe and ``classify``;
+``forward_function``: the engine that runs a trained network's inference passes."""
+import logging
 import os
 
 import numpy as np
@@ -6,12 +8,61 @@ from PIL import Image
 
 from models import googlenet
 from models.caffe_import import load_caffemodel
+from models.device import on_gpu
 from models.fileio import atomic_savez
 
 from ..data.dataset import caffe_batch, prefetched
 from ..errors import InputError
 
 DEFAULT_BLOBS = ("loss3/classifier", "prob")
+#: ``DRT_INFERENCE``'s values; unset or empty: ONNX Runtime on the CPU where it imports
+ENGINES = ("theano", "onnx")
+
+log = logging.getLogger(__name__)
+
+
+def inference_engine():
+    """``theano`` or ``onnx``: the engine of ``forward_function``. ``DRT_INFERENCE``
+    forces one; else ONNX Runtime when the device is the CPU (``models.device``) and
+    ``onnx`` and ``onnxruntime`` import, the Theano forward on a GPU or without them."""
+    asked = os.environ.get("DRT_INFERENCE", "").strip().lower()
+    if asked and asked not in ENGINES:
+        raise InputError("DRT_INFERENCE=%s: expected %s (or nothing: ONNX Runtime on the CPU)"
+                         % (asked, " or ".join(ENGINES)))
+    if asked == "onnx" and not onnx_importable():
+        raise InputError("DRT_INFERENCE=onnx: onnx and onnxruntime do not import here "
+                         "(pip install -r requirements.txt)")
+    if asked:
+        return asked
+    return "onnx" if not on_gpu() and onnx_importable() else "theano"
+
+
+def onnx_importable():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def forward_function(net, names, spec=None, threads=None):
+    """A function data -> [outputs of the named layers] of ``net``, test mode, with the
+    call convention of ``googlenet.compile_forward``: on ONNX Runtime from an in-memory
+    ONNX export of ``spec`` (default: read back from ``net``) with ``net``'s current
+    weights when ``inference_engine()`` says ``onnx``, else (and, unless forced, for a
+    layer the exporter does not know) the Theano forward. ``threads``: ONNX Runtime's
+    (default OMP_NUM_THREADS, as Theano's)."""
+    if inference_engine() == "onnx":
+        from models.onnx_export import UnsupportedLayer, compile_forward_onnx, spec_of
+        try:
+            return compile_forward_onnx(spec or spec_of(net), net, net["data"].shape[1:],
+                                        list(names), threads)
+        except UnsupportedLayer as e:
+            if os.environ.get("DRT_INFERENCE", "").strip().lower() == "onnx":
+                raise InputError("DRT_INFERENCE=onnx: %s" % e)
+            log.warning("inference on Theano: %s", e)
+    return googlenet.compile_forward(net, list(names))
 
 
 def load_net(weights, allow_missing=False):
