@@ -38,14 +38,14 @@ def test_folds_keep_patients_whole_and_test_every_image_once():
 def test_cross_validation_pools_every_image_out_of_fold(data_h5, tmp_path, monkeypatch):  # noqa: F811
     import pipeline.learn.features as features
     extractions = []
-    original = features.googlenet.compile_forward
+    original = features.forward_function
 
-    def counting(net, names):
+    def counting(net, names, *args, **kwargs):
         if names == ["features/global_pool"]:
             extractions.append(1)
-        return original(net, names)
+        return original(net, names, *args, **kwargs)
 
-    monkeypatch.setattr(features.googlenet, "compile_forward", counting)
+    monkeypatch.setattr(features, "forward_function", counting)
     summary = cross_validate("1", FEATURES_MINI, data_h5, None, str(tmp_path), folds=3,
                              resamples=200, progress=False)
     assert len(extractions) == 1  # one feature extraction serves every fold
