@@ -290,10 +290,11 @@ def write_sweep(grid, tasks, weights, runs_root, args, **engine):
     return None
 
 
-def pooled(task_list, root, cpus):
+def pooled(task_list, root, made):
     """The out-of-fold predictions of one cell (its folds' tasks), sorted by image name;
     None when a fold is not evaluated yet. Also the sum of the recorded seconds; the CPU
-    each run recorded is added to the set ``cpus``."""
+    and the command each run recorded are added to ``made`` ({"cpus", "commands"}:
+    sets)."""
     parts, seconds = [], 0.0
     for task in task_list:
         folder = root / task["name"]
@@ -304,8 +305,9 @@ def pooled(task_list, root, cpus):
             parts.append({k: p[k] for k in p.files})
         seconds += recorded_seconds(folder) + json.loads(evaluation.read_text())["seconds"]
         env = json.loads((folder / "environment.json").read_text())
-        cpus.add("%s (%s cores)" % (env.get("blas", {}).get("cpu", "unknown CPU"),
-                                    env.get("cpus")))
+        made["cpus"].add("%s (%s cores)" % (env.get("blas", {}).get("cpu", "unknown CPU"),
+                                            env.get("cpus")))
+        made["commands"].add(env.get("command") or "(not recorded)")
     joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(joined["names"])
     return {k: v[order] for k, v in joined.items()}, seconds
@@ -347,15 +349,15 @@ def difference(d, runs_a, runs_b, resamples):
 
 def summarise(grid, tasks, root, resamples=RESAMPLES):
     """The curves, the four-cases table and the claims, of the cells done."""
-    cells, missing, seconds, estimate, cpus = {}, [], 0.0, 0.0, set()
+    cells, missing, seconds, estimate = {}, [], 0.0, 0.0
+    made = {"cpus": set(), "commands": set()}
     keys = sorted({(t["dataset"], t["scenario"], t["size"]) for t in tasks},
                   key=lambda k: (k[0], k[1], size_kind(k[2])[1]))
     for key in keys:
         mine = [t for t in tasks if (t["dataset"], t["scenario"], t["size"]) == key]
-        estimate += sum(t["estimate"] for t in mine)
         runs = []
         for seed in grid["seeds"]:
-            p, s = pooled([t for t in mine if t["seed"] == seed], root, cpus)
+            p, s = pooled([t for t in mine if t["seed"] == seed], root, made)
             if p is None:
                 break
             runs.append(p)
@@ -365,9 +367,11 @@ def summarise(grid, tasks, root, resamples=RESAMPLES):
             continue
         cells[key] = {"runs": runs, "train_images": float(np.mean([t["train_images"]
                                                                    for t in mine]))}
+        estimate += sum(t["estimate"] for t in mine)  # of the cells done, as the seconds
     summary = {"command": command_line(), "folds": grid["folds"], "seeds": grid["seeds"],
                "sizes": [sized(s) for s in grid["sizes"]], "missing": missing,
-               "seconds": seconds, "estimate_seconds": estimate, "cpus": sorted(cpus),
+               "seconds": seconds, "estimate_seconds": estimate, "cpus": sorted(made["cpus"]),
+               "made_by": sorted(made["commands"]),
                "datasets": [],
                "cells": [], "claims": [], "resamples": resamples,
                "large_from": grid["lesson"]["large_from"]}

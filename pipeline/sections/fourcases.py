@@ -42,7 +42,7 @@ def fourcases_section(summary, figure=None):
             by = {c["size"]: c for c in curve}
             md.append("| %s, %s | %s | %s |" % (d["title"], _metric(d["metric"]),
                                                 SCENARIO_NAMES.get(scenario, scenario),
-                                                " | ".join("%s (%d img)" % (
+                                                " | ".join("%s (%.0f img)" % (
                                                     fmt(by[s]), by[s]["train_images"])
                                                     if s in by else "-"
                                                     for s in summary["sizes"])))
@@ -57,11 +57,11 @@ def fourcases_section(summary, figure=None):
            "| data | size (training images) | the lesson's recipe | others minus it | "
            "verdict |", "|---|---|---|---|---|"]
     for row in summary["cells"]:
-        md.append("| %s | %s (%d) | %s | %s | **%s**: %s |" % (
+        md.append("| %s | %s (%.0f) | %s | %s | **%s**: %s |" % (
             row["dataset"], row["size"], row["train_images"],
             SCENARIO_NAMES.get(row["lesson"], row["lesson"]),
             "; ".join("%s %s" % (s, _diff(d)) for s, d in row.get("others", {}).items())
-            or "-", row["verdict"], row["text"]))
+            or "-", row["verdict"], row["text"].split(": ", 1)[-1]))
     md += ["", "### The lesson's claims", "",
            "Each claim decided at every size both sides ran (margin: %s), with the "
            "crossover: the two neighbouring sizes at which the paired difference's interval "
@@ -75,14 +75,16 @@ def fourcases_section(summary, figure=None):
             claim["text"], claim["a"], claim["b"],
             "; ".join("%s: %s %s" % (p["size"], _diff(p["difference"]), p["verdict"])
                       for p in claim["sizes"]) or "-", claim["overall"],
+            "-" if len(claim["sizes"]) < 2 else
             "none found in the sizes measured" if cross is None else
             "between %d and %d training images" % (cross["below"], cross["above"])))
-    md += ["", "The grid's runs recorded %.0f min of training and evaluation on %s; its plan "
-           "estimated at most %.0f min for them from nothing on the reference machine class "
-           "(2 cores). Plan: %s." % (
+    md += ["", "The runs of the cells above recorded %.0f min of training and evaluation on "
+           "%s; the plan estimates at most %.0f min for them from nothing on the reference "
+           "machine class (2 cores). Plan: %s." % (
                summary["seconds"] / 60, ", ".join(summary.get("cpus", [])) or "an unrecorded CPU",
                summary["estimate_seconds"] / 60, summary["plan"]),
-           "", "*Made by: `%s`.*" % summary["command"]]
+           "", "*Made by: %s.*" % "; ".join(
+               "`%s`" % c for c in summary.get("made_by", []) + [summary["command"]])]
     return md + [""]
 
 
