@@ -35,12 +35,15 @@ def fourcases_section(summary, figure=None):
             summary["missing"])]
     if figure:
         md += ["", "![Learning curves: the metric against training images](%s)" % figure]
-    md += ["", "| data | recipe | " + " | ".join(summary["sizes"]) + " |",
-           "|---|---|" + "---|" * len(summary["sizes"])]
+    every = ["", "### Every recipe at every size", "",
+             "The curves' points: the pooled out-of-fold metric with its 95 % interval and the "
+             "training images (mean over folds).", "",
+             "| data | recipe | " + " | ".join(summary["sizes"]) + " |",
+             "|---|---|" + "---|" * len(summary["sizes"])]
     for d in summary["datasets"]:
         for scenario, curve in d["curves"].items():
             by = {c["size"]: c for c in curve}
-            md.append("| %s, %s | %s | %s |" % (d["title"], _metric(d["metric"]),
+            every.append("| %s, %s | %s | %s |" % (d["title"], _metric(d["metric"]),
                                                 SCENARIO_NAMES.get(scenario, scenario),
                                                 " | ".join("%s (%.0f img)" % (
                                                     fmt(by[s]), by[s]["train_images"])
@@ -85,7 +88,7 @@ def fourcases_section(summary, figure=None):
                summary["estimate_seconds"] / 60, summary["plan"]),
            "", "*Made by: %s.*" % "; ".join(
                "`%s`" % c for c in summary.get("made_by", []) + [summary["command"]])]
-    return md + [""]
+    return md + every + [""]
 
 
 def section(report):
