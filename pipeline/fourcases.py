@@ -55,15 +55,15 @@ def read_grid(path=FOURCASES, sizes=None, folds=None, seeds=None, scenarios=None
     if grid["folds"] < 3:
         _fail(path, "folds: %d; cross-validation needs at least 3" % grid["folds"])
     grid["seeds"] = list(seeds) if seeds is not None else grid.get("seeds", [0])
-    grid["sizes"] = parse_sizes(sizes) if sizes else [
-        float(s) if size_kind(s)[0] == "fraction" else int(s) for s in grid.get("sizes", [1])]
+    grid["sizes"] = parse_sizes(sizes) if sizes else parse_sizes(
+        ",".join(map(str, grid.get("sizes", [1]))))
     table = grid.get("scenario", {})
     if scenarios:
         table = {s: table.get(s, {}) for s in scenarios}
     for name, entry in table.items():  # sizes= overrides every scenario's own
         own = entry.get("sizes")
-        entry["sizes"] = grid["sizes"] if sizes or own is None else [
-            float(s) if size_kind(s)[0] == "fraction" else int(s) for s in own]
+        entry["sizes"] = grid["sizes"] if sizes or own is None else parse_sizes(
+            ",".join(map(str, own)))
     grid["scenario"] = table
     for d in grid.get("dataset", []):
         for key in ("name", "data", "similarity", "metric", "margin"):

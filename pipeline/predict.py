@@ -268,8 +268,7 @@ def predict_classes(run_dir, paths, out, heatmaps, batch_size, progress, loaded)
     names, probs, start = [], [], time.perf_counter()
     failed = [len(skipped)]
     for chunk, images in readable(files, prep, batch_size, progress, failed):
-        p = np.mean([fn(caffe_batch(images, crop, flips=np.full(len(images), f)))[0]
-                     for f in flips], axis=0)
+        p = tta_probs(fn, images, crop, flips=flips)
         names += chunk
         probs.append(p)
         if heatmaps:

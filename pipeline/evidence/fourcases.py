@@ -10,22 +10,11 @@ data (AUC, whole patients) has ``stats.paired_difference`` instead.
 """
 import numpy as np
 
-from .metrics import confusion
+from .metrics import accuracy, confusion, mean_class_accuracy
 from .stats import RESAMPLES, interval, resample_indices
 
 #: the metrics the bootstrap here reports, each a function of (predicted, truth)
 CLASS_METRICS = ("accuracy", "mean_class_accuracy")
-
-
-def accuracy(pred, truth):
-    """The fraction of images whose predicted class (N ints) is the true one."""
-    return float(np.mean(np.asarray(pred) == np.asarray(truth)))
-
-
-def mean_class_accuracy(pred, truth):
-    """The mean over the classes present in ``truth`` of each one's recall."""
-    pred, truth = np.asarray(pred), np.asarray(truth)
-    return float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))
 
 
 def metric_of(name, pred, truth):

@@ -29,6 +29,17 @@ def confusion(truth, pred, k):
                        minlength=k * k).reshape(k, k)
 
 
+def accuracy(pred, truth):
+    """The fraction of images whose predicted class (N ints) is the true one."""
+    return float(np.mean(np.asarray(pred) == np.asarray(truth)))
+
+
+def mean_class_accuracy(pred, truth):
+    """The mean over the classes present in ``truth`` of each one's recall."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    return float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))
+
+
 def quadratic_kappa(truth, pred, k):
     """Cohen's kappa with quadratic weights over classes 0..k-1: 1 - sum(w O) / sum(w E)."""
     observed = confusion(truth, pred, k).astype(float)
@@ -79,9 +90,8 @@ def validation_row(probs, data, config):
     loss = -np.mean(np.log(np.clip(probs[np.arange(len(probs)), data.targets], 1e-12, None)))
     if config["target"] == "classes":
         pred = probs.argmax(axis=1)
-        recalls = [(pred[data.targets == c] == c).mean() for c in np.unique(data.targets)]
-        return {"val_loss": float(loss), "val_accuracy": float((pred == data.targets).mean()),
-                "val_mean_class_accuracy": float(np.mean(recalls))}
+        return {"val_loss": float(loss), "val_accuracy": accuracy(pred, data.targets),
+                "val_mean_class_accuracy": mean_class_accuracy(pred, data.targets)}
     m = screening_metrics(probs, data.levels, config["target"], config.get("threshold", 2))
     return {"val_loss": float(loss), "val_accuracy": m["accuracy"], "val_kappa": m["kappa"],
             "val_auc": m["auc"]}

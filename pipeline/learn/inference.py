@@ -147,11 +147,13 @@ def classify(weights, images, synsets=None, top=5, batch_size=16, allow_missing=
     return results, errors
 
 
-def tta_probs(fn, images, crop, rotations=(0,)):
+def tta_probs(fn, images, crop, rotations=(0,), flips=(False,)):
     """Class probabilities of ``fn`` (a compiled ``prob``) for N x S x S x 3 uint8 images
-    in memory, centre-cropped, averaged over ``rotations`` (degrees)."""
-    return np.mean([fn(caffe_batch(images, crop, np.full(len(images), degrees // 90)))[0]
-                    for degrees in rotations], axis=0)
+    in memory, centre-cropped, averaged over ``rotations`` (degrees) and ``flips``
+    (True: mirrored left-right), as ``predict`` averages a Dataset's."""
+    return np.mean([fn(caffe_batch(images, crop, np.full(len(images), degrees // 90),
+                                   np.full(len(images), True) if flip else None))[0]
+                    for flip in flips for degrees in rotations], axis=0)
 
 
 def predict(fn, data, crop, batch_size=32, rotations=(0,), desc="predict", progress=True,
