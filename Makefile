@@ -80,8 +80,8 @@ help:
 	@echo "  make test-cuda-compile  every CUDA kernel through NVRTC 13.0 and ptxas (sm_90), no GPU"
 	@echo "  make bundle      one tarball for an offline GPU machine (docs/GPU.md)"
 	@echo "  make device-check DEVICE=cuda: is the GPU usable (one line if not)"
-	@echo "  make bench       speed figures and the BLAS kernel; TORCH=1 adds PyTorch's"
-	@echo "  make profile     Theano's per-op profile of scenario 4's training step; TORCH=1 adds PyTorch's"
+	@echo "  make bench       speed figures and the BLAS kernel; PEERS=1 adds PyTorch (eager, compiled) and OpenVINO"
+	@echo "  make profile     Theano's per-op profile of scenario 4's training step; PEERS=1 adds PyTorch's"
 	@echo "  make forward     WEIGHTS=f.caffemodel BLOB=in.npy OUT=out.npz [LAYERS=a,b]"
 	@echo "  make classify    WEIGHTS=f.caffemodel IMAGES='a.jpg b.png'"
 	@echo "  make clean-cache remove the imported-weights cache (weights/cache)"
@@ -108,19 +108,27 @@ $(STAMP): requirements.txt requirements-test.txt setup.py
 test: $(STAMP)
 	SHARED=$(SHARED) $(PY) -m pytest -q -m "not slurm and not gpu and not bundle"
 
-bench: $(DEVICE_CHECK) $(STAMP)
-ifeq ($(TORCH)$(ON_GPU),1)
-	$(PY) -m pip install -q torch==2.13.0 "setuptools<82"
-endif
-	SHARED=$(SHARED) $(PY) -m tools.bench --batch $(BENCH_BATCH)
+# PEERS=1 (or TORCH=1): on the CPU, PyTorch eager and torch.compile and OpenVINO from
+# their own venv (build/peers, requirements-peers.txt), in the same run, median of 5
+PEERS ?= $(TORCH)
+PEERS_VENV := build/peers
+PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
+$(PEERS_STAMP): requirements-peers.txt
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON_BASE) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q -r requirements-peers.txt
+	touch $@
+
+bench: $(DEVICE_CHECK) $(STAMP) $(if $(and $(PEERS),$(if $(ON_GPU),,1)),$(PEERS_STAMP))
+	SHARED=$(SHARED) PEERS_PYTHON=$(abspath $(PEERS_VENV))/bin/python \
+	  $(if $(ON_GPU),,TORCH_PYTHON=$(abspath $(PEERS_VENV))/bin/python) \
+	  $(PY) -m tools.bench --batch $(BENCH_BATCH) $(if $(and $(PEERS),$(if $(ON_GPU),,1)),--peers --repeats 5)
 
 # Theano's per-op profile of scenario 4's training step (batch BENCH_BATCH); on the
-# GPU, CUDA_LAUNCH_BLOCKING=1 makes each op's time its own kernels'
-profile: $(DEVICE_CHECK) $(STAMP)
-ifeq ($(TORCH)$(ON_GPU),1)
-	$(PY) -m pip install -q torch==2.13.0 "setuptools<82"
-endif
-	$(if $(ON_GPU),CUDA_LAUNCH_BLOCKING=1) $(PY) -m tools.bench --batch $(BENCH_BATCH) --profile
+# GPU, CUDA_LAUNCH_BLOCKING=1 makes each op's time its own kernels'; on the CPU, with
+# PEERS=1, PyTorch's training step by op class beside it
+profile: $(DEVICE_CHECK) $(STAMP) $(if $(and $(PEERS),$(if $(ON_GPU),,1)),$(PEERS_STAMP))
+	$(if $(ON_GPU),CUDA_LAUNCH_BLOCKING=1,TORCH_PYTHON=$(abspath $(PEERS_VENV))/bin/python) \
+	  $(PY) -m tools.bench --batch $(BENCH_BATCH) --profile
 
 forward: $(DEVICE_CHECK) $(STAMP)
 	$(PY) -m pipeline forward --weights $(WEIGHTS) --blob $(BLOB) --out $(OUT) --layers $(LAYERS)

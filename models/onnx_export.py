@@ -236,11 +236,15 @@ def default_threads():
         return os.cpu_count() or 1
 
 
-def onnx_session(model, threads=None):
+def onnx_session(model, threads=None, profile_prefix=None):
     """An ONNX Runtime CPU session of ``model`` (a ModelProto or its bytes), every graph
-    optimisation on, ``threads`` intra-op threads (default: ``default_threads()``)."""
+    optimisation on, ``threads`` intra-op threads (default: ``default_threads()``);
+    ``profile_prefix``: ONNX Runtime's profiler on, its JSON file named from it."""
     import onnxruntime as ort
     options = ort.SessionOptions()
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1

@@ -21,6 +21,14 @@ know the CPU. finetune_img_s_batchB / peak_rss_mib_batchB: the scenario-4 step a
 and 64, each in its own process, and that process's peak resident memory.
 With DEVICE=cuda: the same figures prefixed gpu_ at batch 32 and 128, and
 PyTorch's (torch_gpu_*, from any Python that has it with CUDA).
+``--peers`` (``make bench PEERS=1``): in place of the eager PyTorch figures, the peers of
+``tools.peers`` on the same batch, threads and weights, each checked against our outputs
+before it is timed: PyTorch eager and ``torch.compile`` (torch_*, torch_compile_*) and
+OpenVINO (openvino_infer_img_s); then vs_fastest_infer (ONNX Runtime, our CPU inference,
+against the fastest inference peer), vs_fastest_train (our training step against the
+fastest PyTorch) and every figure's GFLOP/s and share of the CPU's fp32 peak.
+``--profile``: Theano's per-op profile of scenario 4's training step, ONNX Runtime's
+profile of the inference forward and PyTorch's training step, by op class.
 """
 import argparse
 import json
@@ -54,9 +62,11 @@ NOTES = {"infer": "", "features": ", pool5/7x7_s1: scenario 1's extraction",
          "finetune": ", Caffe SGD step, aux heads on, conv1/conv2 frozen (scenario 4)"}
 
 
-def bench_theano(batches, repeats, prefix=""):
+def bench_theano(batches, repeats, prefix="", peers=False):
     """{prefix}infer / features / train / finetune img/s at each of ``batches``, and
-    each function's compile time (a fresh cache's first compile is the cold one)."""
+    each function's compile time (a fresh cache's first compile is the cold one); on the
+    CPU, ONNX Runtime's inference beside them and, ``peers``, the peers of
+    ``tools.peers`` on the same batch."""
     from pipeline.learn.finetune import CLASSIFIERS, compile_training
     spec = googlenet.googlenet_spec(aux_heads=True)
     net = googlenet.build(spec)
@@ -78,25 +88,35 @@ def bench_theano(batches, repeats, prefix=""):
         x = rng.normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
         y = rng.randint(0, 1000, batch).astype(np.int32)
         w = np.ones(batch, np.float32)
+        figures = {}
         for key, fn in fns.items():
             args = (x,) if key in ("infer", "features", "mc_infer") else (x, y, w)
-            print("%s%s_img_s=%.2f  # batch %d%s" % (
-                prefix, key, batch / timed(lambda: fn(*args), repeats), batch, NOTES[key]),
-                flush=True)
+            figures[key] = batch / timed(lambda: fn(*args), repeats)
+            print("%s%s_img_s=%.2f  # batch %d%s" % (prefix, key, figures[key], batch,
+                                                    NOTES[key]), flush=True)
         if not prefix and not on_gpu():
-            bench_onnx(net, spec, fns["infer"], x, repeats)
+            onnx_figure = bench_onnx(net, spec, fns["infer"], x, repeats)
+            if peers:
+                from models.onnx_export import default_threads
+                from tools.peers import bench_peers
+                heads = googlenet.compile_forward(net, ["prob", "loss3/classifier",
+                                                        "loss1/classifier", "loss2/classifier"])
+                bench_peers(spec, net, heads, x, max(repeats, 5), default_threads(),
+                            {"infer": (onnx_figure, "ONNX Runtime, the CPU inference engine"),
+                             "train": (figures["train"], "Theano, Caffe SGD, aux heads")})
 
 
 def bench_onnx(net, spec, theano_fn, x, repeats):
     """ONNX Runtime's inference img/s beside the Theano forward's ``theano_fn``, on the
     same batch ``x`` and threads, once their ``prob`` agree; both timed here, one after
-    the other (median of at least 5 after a warm-up)."""
+    the other (median of at least 5 after a warm-up). Returns ONNX Runtime's figure
+    (None when it is absent or its outputs differ)."""
     try:
         from models.onnx_export import compile_forward_onnx, default_threads
         import onnxruntime
     except ImportError as e:
         print("onnx_infer_img_s=n/a  # %s (pip install -r requirements.txt)" % e, flush=True)
-        return
+        return None
     start = time.perf_counter()
     onnx_fn = compile_forward_onnx(spec, net, x.shape[1:], ["prob"])
     print("onnx_infer_compile_s=%.1f  # export and session" % (time.perf_counter() - start),
@@ -106,7 +126,7 @@ def bench_onnx(net, spec, theano_fn, x, repeats):
     if not diff <= 1e-5:
         print("onnx_infer_img_s=failed  # prob differs from the Theano forward's by %.3g"
               % diff, flush=True)
-        return
+        return None
     repeats, batch = max(repeats, 5), len(x)
     theano_s = timed(lambda: theano_fn(x), repeats)
     onnx_s = timed(lambda: onnx_fn(x), repeats)
@@ -116,6 +136,7 @@ def bench_onnx(net, spec, theano_fn, x, repeats):
           "threads, median of %d; max |prob - Theano's| %.2g; %.2fx the Theano forward"
           % (batch / onnx_s, batch, onnxruntime.__version__, default_threads(), repeats, diff,
              theano_s / onnx_s), flush=True)
+    return batch / onnx_s
 
 
 def bench_inference(batch, repeats):
@@ -292,6 +313,52 @@ def profile(batch, steps=3, top=14):
         print("| %s | %.1f %% | %.3f |" % (label, 100 * seconds / total, seconds / steps))
 
 
+#: ONNX Runtime's op types in the same classes (its fused ``FusedConv`` is convolution,
+#: bias and ReLU in one)
+ONNX_OP_CLASSES = dict(
+    [(op, "convolution forward") for op in ("Conv", "FusedConv", "NchwcConv")]
+    + [(op, "pooling") for op in ("MaxPool", "AveragePool", "GlobalAveragePool",
+                                  "GlobalMaxPool", "NchwcMaxPool", "NchwcAveragePool")]
+    + [("Concat", "concatenation"), ("Gemm", "inner product"), ("FusedGemm", "inner product"),
+       ("Softmax", "softmax, loss"), ("LRN", "local response normalisation (LRN)"),
+       ("ReorderInput", "layout reorders (NCHWc)"), ("ReorderOutput", "layout reorders (NCHWc)")])
+
+
+def onnx_profile(batch, runs=3):
+    """ONNX Runtime's own profiler on the inference forward (the CPU engine of
+    evaluate, predict and features), ``runs`` runs after a warm-up run, summed by op
+    class: share, seconds per batch."""
+    import json
+    import tempfile
+    from models.onnx_export import onnx_model, onnx_session
+    spec = googlenet.googlenet_spec()
+    net = googlenet.build(spec)
+    x = np.random.RandomState(0).normal(0, 50, (batch, 3, 224, 224)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="drt-ortprof-") as tmp:
+        session = onnx_session(onnx_model(spec, net, x.shape[1:], ["prob"]),
+                               profile_prefix=os.path.join(tmp, "ort"))
+        for _ in range(runs + 1):
+            session.run(["prob"], {"data": x})
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    warm_up = min((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    by_class = {}
+    for event in events:
+        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time") \
+                or event["ts"] <= warm_up["ts"] + warm_up["dur"]:
+            continue
+        label = ONNX_OP_CLASSES.get(event["args"].get("op_name"), "elementwise (ReLU, "
+                                    "padding, scaling), other")
+        by_class[label] = by_class.get(label, 0.0) + event["dur"] / 1e6
+    total = sum(by_class.values())
+    print("\nONNX Runtime's profile of the inference forward (its own profiler), batch %d, "
+          "%d runs after a warm-up: %.3f s per batch" % (batch, runs, total / runs))
+    print("| op class | share | s per batch |")
+    print("|---|---|---|")
+    for label, seconds in sorted(by_class.items(), key=lambda kv: -kv[1]):
+        print("| %s | %.1f %% | %.3f |" % (label, 100 * seconds / total, seconds / runs))
+
+
 #: Theano's op names in the classes PyTorch's profile is summed by
 OP_CLASSES = dict(
     [("CorrMM", "convolution forward"), ("CorrMM_gradInputs", "convolution gradients"),
@@ -367,6 +434,9 @@ def main(argv=None):
     p.add_argument("--no-generic", action="store_true",
                    help="skip the figures with OpenBLAS's generic kernels forced")
     p.add_argument("--gpu-batches", default="32,128", help="DEVICE=cuda: the batches timed")
+    p.add_argument("--peers", action="store_true",
+                   help="PyTorch eager and torch.compile, OpenVINO (tools.peers) in place of "
+                        "the eager PyTorch figures, and ours against the fastest")
     args = p.parse_args(argv)
     if args.train_step_only:
         return train_step_only(args.batch, args.repeats)
@@ -388,13 +458,15 @@ def main(argv=None):
     print(blas.summary_line(blas.describe()), flush=True)
     if args.profile:
         profile(args.batch)
+        onnx_profile(args.batch)
         return bench_torch([args.batch], args.repeats, gpu=False, profile=True)
     if args.inference_only:
         return bench_inference(args.batch, args.repeats)
     bench_preprocess()
     bench_kaggle_test()
-    bench_theano([args.batch], args.repeats)
-    bench_torch([args.batch], args.repeats, gpu=False)
+    bench_theano([args.batch], args.repeats, peers=args.peers)
+    if not args.peers:
+        bench_torch([args.batch], args.repeats, gpu=False)
     if not args.no_generic:
         bench_generic_kernel(args.batch, args.repeats)
     bench_scaling(repeats=args.repeats)
