@@ -254,14 +254,36 @@ def onnx_session(model, threads=None, profile_prefix=None):
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def compile_forward_onnx(spec, net, input_shape, outputs=("prob",), threads=None):
+def compile_forward_onnx(spec, net, input_shape, outputs=("prob",), threads=None,
+                         streams=None):
     """``googlenet.compile_forward``'s function on ONNX Runtime: x (N x ``input_shape``)
     -> [the ``outputs`` blobs], test mode, from an in-memory export of ``spec`` with
-    ``net``'s current weights (later changes to ``net`` are not seen)."""
+    ``net``'s current weights (later changes to ``net`` are not seen).
+
+    ``streams`` (default: one per thread): sessions of ``threads / streams`` intra-op
+    threads each, a batch split into that many parts run at once (ONNX Runtime releases
+    the GIL), as OpenVINO's throughput mode does: its small late layers do not divide
+    well among threads. Each image's outputs come from one session of the same model
+    (tests/models/test_onnx_export.py holds them to one session's). ``streams=1``: one
+    session, all threads."""
+    from concurrent.futures import ThreadPoolExecutor
     outputs = list(outputs)
-    session = onnx_session(onnx_model(spec, net, input_shape, outputs), threads)
+    threads = threads or default_threads()
+    streams = max(1, min(streams or threads, threads))
+    model = onnx_model(spec, net, input_shape, outputs).SerializeToString()
+    sessions = [onnx_session(model, threads // streams + (i < threads % streams))
+                for i in range(streams)]
+    pool = ThreadPoolExecutor(streams) if streams > 1 else None
+
+    def run(session, x):
+        return session.run(outputs, {"data": x})
 
     def forward(x):
-        return session.run(outputs, {"data": np.ascontiguousarray(x, dtype=np.float32)})
-    forward.session = session
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if pool is None or len(x) < 2:
+            return run(sessions[0], x)
+        parts = [p for p in np.array_split(x, streams) if len(p)]
+        results = list(pool.map(run, sessions, parts))
+        return [np.concatenate([r[i] for r in results]) for i in range(len(outputs))]
+    forward.streams = streams
     return forward

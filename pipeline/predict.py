@@ -48,7 +48,7 @@ from .data.splits import patient_of
 from .errors import InputError
 from .evidence.grading import expected_grade, levels_at
 from .evidence.metrics import referable_score
-from .learn.inference import forward_function, tta_probs
+from .learn.inference import forward_function, mc_trunk, tta_probs
 from .recipe.config import num_classes
 
 
@@ -155,8 +155,8 @@ def scorer(config, evaluation, input_shape, net, spec, referral=None, members=()
         fn = forward_function(net, ["prob"], spec)
         return lambda images, names: (tta_probs(fn, images, crop, turns), None)
     if referral["mode"] == "mc":
-        from models.mc_dropout import compile_head, compile_trunk, dropout_below, mc_probs
-        trunk, head = compile_trunk(net, spec), compile_head(net, spec)
+        from models.mc_dropout import compile_head, dropout_below, mc_probs
+        trunk, head = mc_trunk(net, spec), compile_head(net, spec)
         ratio = dropout_below(spec)[1]
 
         def score(images, names):

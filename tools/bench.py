@@ -128,14 +128,19 @@ def bench_onnx(net, spec, theano_fn, x, repeats):
               % diff, flush=True)
         return None
     repeats, batch = max(repeats, 5), len(x)
+    one_fn = compile_forward_onnx(spec, net, x.shape[1:], ["prob"], streams=1)
     theano_s = timed(lambda: theano_fn(x), repeats)
     onnx_s = timed(lambda: onnx_fn(x), repeats)
+    one_s = timed(lambda: one_fn(x), repeats)
     print("infer_img_s_beside=%.2f  # batch %d, the Theano forward, timed beside ONNX "
           "Runtime's, median of %d" % (batch / theano_s, batch, repeats), flush=True)
     print("onnx_infer_img_s=%.2f  # batch %d, ONNX Runtime %s, all graph optimisations, %d "
-          "threads, median of %d; max |prob - Theano's| %.2g; %.2fx the Theano forward"
-          % (batch / onnx_s, batch, onnxruntime.__version__, default_threads(), repeats, diff,
-             theano_s / onnx_s), flush=True)
+          "threads in %d streams (the batch split among 1-thread sessions), median of %d; "
+          "max |prob - Theano's| %.2g; %.2fx the Theano forward"
+          % (batch / onnx_s, batch, onnxruntime.__version__, default_threads(),
+             onnx_fn.streams, repeats, diff, theano_s / onnx_s), flush=True)
+    print("onnx_infer_img_s_one_session=%.2f  # the same, one session of %d threads"
+          % (batch / one_s, default_threads()), flush=True)
     return batch / onnx_s
 
 
@@ -152,9 +157,10 @@ def bench_inference(batch, repeats):
 
 def mc_infer(net, spec, passes):
     """x -> passes x N x C probabilities under MC dropout, as ``make evaluate
-    UNCERTAINTY=mc:T`` computes them (one rotation)."""
-    from models.mc_dropout import compile_head, compile_trunk, dropout_below, mc_probs
-    trunk, head, ratio = compile_trunk(net, spec), compile_head(net, spec), dropout_below(spec)[1]
+    UNCERTAINTY=mc:T`` computes them (one rotation; the trunk on the inference engine)."""
+    from models.mc_dropout import compile_head, dropout_below, mc_probs
+    from pipeline.learn.inference import mc_trunk
+    trunk, head, ratio = mc_trunk(net, spec), compile_head(net, spec), dropout_below(spec)[1]
     return lambda x: mc_probs(trunk, head, [([str(i) for i in range(len(x))], [x])], passes,
                               ratio)
 

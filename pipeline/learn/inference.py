@@ -65,6 +65,16 @@ def forward_function(net, names, spec=None, threads=None):
     return googlenet.compile_forward(net, list(names))
 
 
+def mc_trunk(net, spec):
+    """MC dropout's trunk on the inference engine: data -> [the input of the dropout
+    below ``loss3/classifier``, N x K x 1 x 1], test mode: ``models.mc_dropout
+    .compile_trunk``'s function, run once per image before the stochastic passes."""
+    from models.mc_dropout import dropout_below
+    name, _ = dropout_below(spec)
+    bottom = {layer.name: layer for layer in spec}[name].bottom[0]
+    return forward_function(net, [bottom], spec)
+
+
 def load_net(weights, allow_missing=False):
     """Deploy GoogLeNet (1000 classes) with the weights of a .caffemodel; a file
     that lacks any of its layers is an error unless ``allow_missing``."""

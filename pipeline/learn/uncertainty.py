@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .inference import mc_trunk
 
 
 def ensemble_members(run_dir):
@@ -49,7 +50,7 @@ def mc_samples(run_dir, config, data, tta, passes, seed, desc, progress=True):
     dropout, with a progress bar (images x rotations)."""
     from tqdm import tqdm
 
-    from models.mc_dropout import compile_head, compile_trunk, dropout_below, mc_probs
+    from models.mc_dropout import compile_head, dropout_below, mc_probs
     from models.model_io import load_model
 
     from ..data.dataset import caffe_batch
@@ -57,7 +58,7 @@ def mc_samples(run_dir, config, data, tta, passes, seed, desc, progress=True):
     from ..evidence.metrics import referable_score
     spec, input_shape, net = load_model(str(Path(run_dir) / "model.npz"))
     _, ratio = dropout_below(spec)
-    trunk, head = compile_trunk(net, spec), compile_head(net, spec)
+    trunk, head = mc_trunk(net, spec), compile_head(net, spec)
     crop, turns = input_shape[1], rotations(tta)
     with tqdm(total=len(data) * len(turns), unit="img", desc=desc, leave=False,
               disable=not progress) as bar:
