@@ -268,6 +268,7 @@ FOURCASES_ARGS = $(if $(SIZES),--sizes $(SIZES)) $(if $(CV),--folds $(CV)) \
                  $(if $(filter command line,$(origin SCENARIO)),--scenarios "$(SCENARIO)") \
                  $(if $(DATA_SIMILAR),--data-similar $(DATA_SIMILAR)) \
                  $(if $(DATA_DIFFERENT),--data-different $(DATA_DIFFERENT)) \
+                 $(if $(DATASETS),--datasets "$(DATASETS)") \
                  $(if $(GRID),--grid $(GRID)) --weights $(WEIGHTS) --runs $(RUNS)
 # ENGINE=slurm, or ENGINE=local -jN: the grid as a sweep plan in $(RUNS)/fourcases, run
 # by the sweep engine, its finish step evaluating every run and summarising; without

@@ -127,7 +127,8 @@ def cmd_fourcases(args):
     recorded = {"grid": args.grid, "sizes": args.sizes, "folds": args.folds,
                 "seeds": args.seeds, "scenarios": args.scenarios.split() if args.scenarios
                 else None, "data_similar": args.data_similar,
-                "data_different": args.data_different, "resamples": args.resamples}
+                "data_different": args.data_different, "resamples": args.resamples,
+                "datasets": args.datasets.split() if args.datasets else None}
     grid = grid_of(recorded)
     if args.plan_only:
         print(plan(grid, args.weights, args.runs)[1])
@@ -366,6 +367,8 @@ def parser():
     fc.add_argument("--data-similar", help="a folder of images + labels.csv instead of the "
                     "grid's similar data")
     fc.add_argument("--data-different", help="the same, for the different data")
+    fc.add_argument("--datasets", help="space-separated names of the grid's datasets: only "
+                                       "these (e.g. similar)")
     fc.add_argument("--weights")
     fc.add_argument("--runs", default="runs")
     fc.add_argument("--plan-only", action="store_true", help="only the plan line")

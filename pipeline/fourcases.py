@@ -42,10 +42,12 @@ def _fail(path, what):
     raise InputError("%s: %s" % (path, what))
 
 
-def read_grid(path=FOURCASES, sizes=None, folds=None, seeds=None, scenarios=None, data=None):
+def read_grid(path=FOURCASES, sizes=None, folds=None, seeds=None, scenarios=None, data=None,
+              datasets=None):
     """The grid of ``path``, with the command's overrides (``sizes``: "0.125,1";
-    ``scenarios``: a list; ``data``: {similarity: folder}); every key checked, one
-    InputError line naming the file and key."""
+    ``scenarios``: a list; ``data``: {similarity: folder}; ``datasets``: a list of the
+    grid's dataset names, only those); every key checked, one InputError line naming
+    the file and key."""
     try:
         with open(path, "rb") as f:
             grid = tomllib.load(f)
@@ -74,6 +76,13 @@ def read_grid(path=FOURCASES, sizes=None, folds=None, seeds=None, scenarios=None
                   % (d["name"], SIMILARITIES, METRICS))
         d["data"] = (data or {}).get(d["similarity"]) or d["data"]
         d["tta"] = bool(d.get("tta", False))
+    if datasets:
+        known = [d.get("name") for d in grid.get("dataset", [])]
+        unknown = [name for name in datasets if name not in known]
+        if unknown:
+            _fail(path, "datasets: %s is not one of the grid's (%s)"
+                  % (unknown[0], ", ".join(map(str, known))))
+        grid["dataset"] = [d for d in grid.get("dataset", []) if d["name"] in datasets]
     if grid.get("subset_steps", "full") not in ("full", "epochs"):
         _fail(path, "subset_steps: %r is not full or epochs" % grid["subset_steps"])
     for claim in grid.get("claim", []):
@@ -259,7 +268,8 @@ def grid_of(args):
                      folds=args.get("folds"), seeds=args.get("seeds") or None,
                      scenarios=args.get("scenarios") or None,
                      data={"similar": args.get("data_similar"),
-                           "different": args.get("data_different")})
+                           "different": args.get("data_different")},
+                     datasets=args.get("datasets") or None)
 
 
 def finish_sweep(plan_path):

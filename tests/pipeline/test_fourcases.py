@@ -138,16 +138,27 @@ def test_bad_input_is_one_line_before_anything_trains(inputs, tmp_path):
         "a size leaving a class without images": (dict(sizes="0.01"), "keeps no image"),
         "a count larger than a class holds": (dict(sizes="50"), "holds only"),
         "a size that is neither": (dict(sizes="1.5"), "count must be a whole number"),
+        "a dataset the grid lacks": (dict(datasets=["photos"]), "datasets: photos is not one"),
     }
     for what, (change, message) in bad.items():
         grid_file = write_grid(tmp_path / "grid.toml", change.get("similar", similar),
                                different, folds=3)
         with pytest.raises(InputError) as e:
             grid = fourcases.read_grid(grid_file, sizes=change.get("sizes"),
-                                       folds=change.get("folds"))
+                                       folds=change.get("folds"),
+                                       datasets=change.get("datasets"))
             fourcases.plan(grid, None, str(tmp_path / "runs"), str(tmp_path / "processed"))
         assert message in str(e.value) and "\n" not in str(e.value), what
         assert not (tmp_path / "runs").exists()
+
+
+def test_datasets_keeps_only_the_named_datasets_cells(inputs, tmp_path):
+    d, similar, different = inputs
+    grid = fourcases.read_grid(write_grid(tmp_path / "grid.toml", similar, different, folds=3),
+                               datasets=["similar"])
+    assert [x["name"] for x in grid["dataset"]] == ["similar"]
+    tasks, line = fourcases.plan(grid, None, str(tmp_path / "runs"), str(tmp_path / "processed"))
+    assert tasks and {t["dataset"] for t in tasks} == {"similar"} and "different" not in line
 
 
 def test_a_scenario_that_cannot_apply_to_class_data_is_refused_by_name():
