@@ -92,3 +92,21 @@ class CaffeLRNLayer(lasagne.layers.LocalResponseNormalization2DLayer):
     def __init__(self, incoming, local_size=5, alpha=1e-4, beta=0.75, k=1.0, **kwargs):
         super(CaffeLRNLayer, self).__init__(incoming, alpha=alpha / local_size, k=k,
                                             beta=beta, n=local_size, **kwargs)
+
+    def get_output_for(self, input, **kwargs):
+        """x / (k + alpha/n * window sum of x^2)^beta over N x C x H x W, the window
+        of n channels centred on each (zeros beyond the edges). beta = 0.75 (BVLC's)
+        is taken as s / (sqrt(b) sqrt(sqrt(b))): the same value to float rounding, and
+        square roots (and their gradients) cost a fraction of a power's."""
+        half, channels = self.n // 2, input.shape[1]
+        squares = T.sqr(input)
+        shape = (input.shape[0], channels + 2 * half, input.shape[2], input.shape[3])
+        padded = T.set_subtensor(T.zeros(shape, input.dtype)[:, half:half + channels], squares)
+        window = padded[:, 0:channels]
+        for i in range(1, self.n):
+            window = window + padded[:, i:i + channels]
+        base = np.float32(self.k) + np.float32(self.alpha) * window
+        if self.beta == 0.75:
+            root = T.sqrt(base)
+            return input / (root * T.sqrt(root))
+        return input / base ** np.float32(self.beta)

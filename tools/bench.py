@@ -128,19 +128,14 @@ def bench_onnx(net, spec, theano_fn, x, repeats):
               % diff, flush=True)
         return None
     repeats, batch = max(repeats, 5), len(x)
-    one_fn = compile_forward_onnx(spec, net, x.shape[1:], ["prob"], streams=1)
     theano_s = timed(lambda: theano_fn(x), repeats)
     onnx_s = timed(lambda: onnx_fn(x), repeats)
-    one_s = timed(lambda: one_fn(x), repeats)
     print("infer_img_s_beside=%.2f  # batch %d, the Theano forward, timed beside ONNX "
           "Runtime's, median of %d" % (batch / theano_s, batch, repeats), flush=True)
     print("onnx_infer_img_s=%.2f  # batch %d, ONNX Runtime %s, all graph optimisations, %d "
-          "threads in %d streams (the batch split among 1-thread sessions), median of %d; "
-          "max |prob - Theano's| %.2g; %.2fx the Theano forward"
-          % (batch / onnx_s, batch, onnxruntime.__version__, default_threads(),
-             onnx_fn.streams, repeats, diff, theano_s / onnx_s), flush=True)
-    print("onnx_infer_img_s_one_session=%.2f  # the same, one session of %d threads"
-          % (batch / one_s, default_threads()), flush=True)
+          "threads, median of %d; max |prob - Theano's| %.2g; %.2fx the Theano forward"
+          % (batch / onnx_s, batch, onnxruntime.__version__, default_threads(), repeats, diff,
+             theano_s / onnx_s), flush=True)
     return batch / onnx_s
 
 

@@ -128,6 +128,29 @@ def test_lrn_divides_alpha_by_window():
     assert np.abs(ours - undivided).max() > 1e-3
 
 
+@pytest.mark.parametrize("beta", [0.75, 0.6])
+def test_lrn_gradient_is_caffes_backward(beta):
+    """Caffe's LRN backward (lrn_layer.cpp, CrossChannelBackward), in float64:
+    dx = g scale^-beta - 2 alpha beta / n * x * window sum of g y / scale, for BVLC's
+    beta (computed with square roots) and another (a power)."""
+    x = (RNG.normal(size=(2, 7, 4, 3)) * 30).astype(np.float32)
+    g = RNG.normal(size=x.shape).astype(np.float32)
+    n, alpha, k = 5, 1e-4, 1.0
+    pad = ((0, 0), (n // 2, n // 2), (0, 0), (0, 0))
+    x64 = x.astype(np.float64)
+    scale = k + alpha / n * sum(np.pad(x64 ** 2, pad)[:, i:i + 7] for i in range(n))
+    y = x64 * scale ** -beta
+    ratio = np.pad(g * y / scale, pad)
+    ref = g * scale ** -beta - 2 * alpha * beta / n * x64 * sum(ratio[:, i:i + 7]
+                                                                 for i in range(n))
+    layer = CaffeLRNLayer(InputLayer((None, 7, 4, 3)), n, alpha, beta, k)
+    inp = T.tensor4()
+    out = get_output(layer, inp)
+    ours, grad = theano.function([inp], [out, T.grad(T.sum(out * g), inp)])(x)
+    np.testing.assert_allclose(ours, y, rtol=1e-5)
+    np.testing.assert_allclose(grad, ref, rtol=1e-4, atol=1e-6 * np.abs(ref).max())
+
+
 def test_dropout_is_inverted():
     x = np.ones((200, 500), np.float32)
     layer = DropoutLayer(InputLayer((None, 500)), p=0.4, rescale=True)

@@ -173,21 +173,6 @@ def test_forward_function_picks_the_engine(monkeypatch):
         inference.forward_function(net, ["prob"], bad)
 
 
-def test_a_batch_split_among_streams_gives_one_sessions_outputs():
-    """Five images in two streams (parts of 3 and 2, one 1-thread session each), and a
-    single image, equal the one-session forward's outputs, in the same order."""
-    spec = googlenet.mini_spec(7)
-    net = random_net(spec, (3, 64, 64), 3)
-    x = np.random.RandomState(4).normal(0, 60, (5, 3, 64, 64)).astype(np.float32)
-    names = ["inception_3a/output", "prob"]
-    one = compile_forward_onnx(spec, net, (3, 64, 64), names, threads=2, streams=1)
-    two = compile_forward_onnx(spec, net, (3, 64, 64), names, threads=2)
-    assert two.streams == 2 and one.streams == 1
-    for a, b in zip(two(x), one(x)):
-        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-6 * np.abs(b).max()
-    assert np.abs(two(x[:1])[1] - one(x)[1][:1]).max() <= 1e-6
-
-
 def test_mc_dropouts_trunk_runs_on_the_engine_and_equals_theanos(monkeypatch):
     """``inference.mc_trunk`` on ONNX Runtime gives ``compile_trunk``'s pooled features
     (N x K x 1 x 1) within the fidelity bounds, and the MC passes built on it give those
