@@ -315,13 +315,13 @@ def profile(batch, steps=3, top=14):
 
 
 #: ONNX Runtime's op types in the same classes (its fused ``FusedConv`` is convolution,
-#: bias and ReLU in one)
+#: bias and ReLU in one); the nodes of an LRN layer (``onnx_export.lrn``) are their own
 ONNX_OP_CLASSES = dict(
     [(op, "convolution forward") for op in ("Conv", "FusedConv", "NchwcConv")]
     + [(op, "pooling") for op in ("MaxPool", "AveragePool", "GlobalAveragePool",
                                   "GlobalMaxPool", "NchwcMaxPool", "NchwcAveragePool")]
     + [("Concat", "concatenation"), ("Gemm", "inner product"), ("FusedGemm", "inner product"),
-       ("Softmax", "softmax, loss"), ("LRN", "local response normalisation (LRN)"),
+       ("Softmax", "softmax, loss"),
        ("ReorderInput", "layout reorders (NCHWc)"), ("ReorderOutput", "layout reorders (NCHWc)")])
 
 
@@ -343,13 +343,15 @@ def onnx_profile(batch, runs=3):
         with open(session.end_profiling()) as f:
             events = json.load(f)
     warm_up = min((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    lrn = {layer.name for layer in spec if layer.type == "LRN"}
     by_class = {}
     for event in events:
         if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time") \
                 or event["ts"] <= warm_up["ts"] + warm_up["dur"]:
             continue
-        label = ONNX_OP_CLASSES.get(event["args"].get("op_name"), "elementwise (ReLU, "
-                                    "padding, scaling), other")
+        node = event["name"][:-len("_kernel_time")].split("#")[0]  # the layer it is of
+        label = "local response normalisation (LRN)" if node in lrn else ONNX_OP_CLASSES.get(
+            event["args"].get("op_name"), "elementwise (ReLU, padding, scaling), other")
         by_class[label] = by_class.get(label, 0.0) + event["dur"] / 1e6
     total = sum(by_class.values())
     print("\nONNX Runtime's profile of the inference forward (its own profiler), batch %d, "
