@@ -427,6 +427,21 @@ def bench_scaling(batches=(1, 16, 64), repeats=3):
               flush=True)
 
 
+def cpu_line(cpuinfo="/proc/cpuinfo"):
+    """``cpu=<model name>, family F model M, N cores, <level>``: the CPU every figure of
+    the run is of (timings compare only within one run on one CPU)."""
+    fields = {}
+    with open(cpuinfo) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if not line.strip():
+                break
+            fields.setdefault(key.strip(), value.strip())
+    return "cpu=%s, family %s model %s, %d cores, %s" % (
+        fields.get("model name", "?"), fields.get("cpu family", "?"), fields.get("model", "?"),
+        os.cpu_count() or 1, blas.cpu_level(fields.get("flags", "").split()))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--batch", type=int, default=16)
@@ -461,6 +476,7 @@ def main(argv=None):
     print("batch=%d floatX=%s blas=%s openmp=%s" % (args.batch, theano.config.floatX,
                                                   theano.config.blas.ldflags or "none",
                                                   theano.config.openmp))
+    print(cpu_line(), flush=True)
     print(blas.summary_line(blas.describe()), flush=True)
     if args.profile:
         profile(args.batch)
