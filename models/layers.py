@@ -20,25 +20,14 @@ class CaffeConv2DLayer(lasagne.layers.Conv2DLayer):
     W is (out, in, kh, kw) exactly as in a .caffemodel. Theano's ``conv2d``
     flips filters by default (true convolution); Caffe does not, so
     ``filter_flip=False``. Padding is passed to the convolution itself
-    (CorrMM pads internally) instead of copying a padded input. On the CPU a 1x1
-    convolution (stride 1, no padding) is one GEMM over the whole batch,
-    W (out x in) . x (in x N*H*W), instead of CorrMM's one per image: GoogLeNet's
-    1x1 layers at 14x14 and 7x7 have too few columns per image for a fast GEMM.
+    (CorrMM pads internally) instead of copying a padded input.
     """
 
     def get_output_for(self, input, **kwargs):
-        out, channels, kh, kw = self.get_W_shape()
-        if (kh, kw) == (1, 1) and tuple(self.stride) == (1, 1) and \
-                tuple(self.pad) == (0, 0) and not on_gpu():
-            n, _, h, w = input.shape
-            columns = input.dimshuffle(1, 0, 2, 3).reshape((channels, n * h * w))
-            conved = T.dot(self.W.reshape((out, channels)), columns)
-            conved = conved.reshape((out, n, h, w)).dimshuffle(1, 0, 2, 3)
-        else:
-            conved = T.nnet.conv2d(input, self.W, input_shape=self.input_shape,
-                                   filter_shape=self.get_W_shape(),
-                                   border_mode=self.pad, subsample=self.stride,
-                                   filter_flip=False)
+        conved = T.nnet.conv2d(input, self.W, input_shape=self.input_shape,
+                               filter_shape=self.get_W_shape(),
+                               border_mode=self.pad, subsample=self.stride,
+                               filter_flip=False)
         if self.b is not None:
             conved = conved + self.b.dimshuffle("x", 0, "x", "x")
         return self.nonlinearity(conved)

@@ -362,14 +362,11 @@ def onnx_profile(batch, runs=3):
         print("| %s | %.1f %% | %.3f |" % (label, 100 * seconds / total, seconds / runs))
 
 
-#: Theano's plain GEMMs: the inner products and, on the CPU, the 1x1 convolutions with
-#: their gradients (``layers.CaffeConv2DLayer``: one GEMM over the batch)
-GEMM_CLASS = "inner product; 1x1 convolutions and their gradients (GEMM over the batch)"
 #: Theano's op names in the classes PyTorch's profile is summed by
 OP_CLASSES = dict(
     [("CorrMM", "convolution forward"), ("CorrMM_gradInputs", "convolution gradients"),
      ("CorrMM_gradWeights", "convolution gradients"), ("Join", "concatenation"),
-     ("Dot22", GEMM_CLASS), ("Gemm", GEMM_CLASS), ("Dot22Scalar", GEMM_CLASS),
+     ("Dot22", "inner product"), ("Gemm", "inner product"), ("Dot22Scalar", "inner product"),
      ("CGemv", "inner product"), ("CGer", "inner product")]
     + [(op, "pooling") for op in ("CaffeMaxPool", "CaffeMaxPoolGrad", "Pool", "MaxPoolGrad",
                                   "AveragePoolGrad", "GpuCaffeMaxPool", "GpuCaffeMaxPoolGrad")]
