@@ -96,7 +96,7 @@ class CaffeLRNLayer(lasagne.layers.LocalResponseNormalization2DLayer):
     def get_output_for(self, input, **kwargs):
         """x / (k + alpha/n * window sum of x^2)^beta over N x C x H x W, the window
         of n channels centred on each (zeros beyond the edges). beta = 0.75 (BVLC's)
-        is taken as s / (sqrt(b) sqrt(sqrt(b))): the same value to float rounding, and
+        is taken as x / (sqrt(b) sqrt(sqrt(b))): the same value to float rounding, and
         square roots (and their gradients) cost a fraction of a power's."""
         half, channels = self.n // 2, input.shape[1]
         squares = T.sqr(input)
