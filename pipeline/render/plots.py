@@ -187,14 +187,20 @@ def plot_size_curves(panels, path, ylabel_by_panel):
     """Learning curves along the training-set size, one panel per dataset side by side:
     ``panels`` is a list of (panel title, {recipe: [(training images, value, lo, hi)]});
     x the number of training images (log axis), one line per recipe with its lo..hi
-    band shaded. ``ylabel_by_panel``: {panel title: y label}, or one label for all."""
+    band shaded (a recipe at one size: an error bar), a recipe in one colour in every
+    panel. ``ylabel_by_panel``: {panel title: y label}, or one label for all."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.9), squeeze=False)
     fig.subplots_adjust(wspace=0.3)
+    recipes = list(dict.fromkeys(recipe for _, curves in panels for recipe in curves))
     for ax, (title, curves) in zip(axes[0], panels):
         for recipe, points in curves.items():
             n, value, lo, hi = np.array(sorted(points), float).T
-            line, = ax.plot(n, value, "o-", label=recipe)
-            ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+            colour = "C%d" % (recipes.index(recipe) % 10)
+            ax.plot(n, value, "o-", label=recipe, color=colour)
+            ax.fill_between(n, lo, hi, color=colour, alpha=0.15, lw=0)
+            if len(n) == 1:  # a band of one point is invisible: its interval as a bar
+                ax.errorbar(n, value, yerr=[value - lo, hi - value], color=colour, capsize=3,
+                            lw=1)
         ax.set_xscale("log")
         ticks = sorted({round(n) for points in curves.values() for n, *_ in points})
         ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))

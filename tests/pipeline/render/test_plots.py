@@ -55,3 +55,17 @@ def test_size_curves_are_a_png(tmp_path):
                                                "CIFAR-10 (similar)": "accuracy"})
     png = (tmp_path / "s.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_a_recipe_has_one_colour_in_every_panel(tmp_path, monkeypatch):
+    """A recipe missing from the first panel does not shift the others' colours."""
+    from pipeline.render import plots
+    saved = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.append(fig))
+    point = [(10, 0.5, 0.4, 0.6), (20, 0.6, 0.5, 0.7)]
+    plots.plot_size_curves([("a", {"1": point, "3": point, "4": point}),
+                            ("b", {"1": point, "2": point, "3": point})], "x.png", "y")
+    colours = [{line.get_label(): line.get_color() for line in ax.get_lines()}
+               for ax in saved[0].axes]
+    assert colours[0]["3"] == colours[1]["3"] and colours[0]["1"] == colours[1]["1"]
+    assert len(set(colours[0].values()) | set(colours[1].values())) == 4
