@@ -17,8 +17,7 @@ README_SECTIONS = ("The post's claims", "How much the unstated choices matter",
                    "Five levels, as Kaggle scored them", "Kaggle's test set",
                    "Referring what the network is unsure of")
 #: subsections the README keeps too (within a section it keeps)
-README_SUBSECTIONS = ("Five levels by cross-validation", "The four-cases table",
-                      "The lesson's claims")
+README_SUBSECTIONS = ("Five levels by cross-validation", "The lesson's claims")
 #: the report's figures the README shows ({the report's path: the README's}), copied
 #: beside the README by ``update_readme`` (the report's own live in git-ignored runs/)
 README_FIGURES = {"fourcases/size_curves.png": "docs/figures/fourcases-size_curves.png"}

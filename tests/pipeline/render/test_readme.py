@@ -37,11 +37,13 @@ def test_the_four_cases_curves_are_copied_beside_the_readme(tmp_path):
     (tmp_path / "runs" / "fourcases" / "size_curves.png").write_bytes(b"png")
     report = tmp_path / "runs" / "report-data.md"
     report.write_text("## The four cases, measured\n\n![curves](fourcases/size_curves.png)\n\n"
-                      "![other](fourcases/x.png)\n\n### The four-cases table\n\n| cell |\n")
+                      "![other](fourcases/x.png)\n\n### The four-cases table\n\n| cell |\n\n"
+                      "### The lesson's claims\n\n| claim |\n")
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n")
     update_readme(readme, report)
     text = readme.read_text()
     assert "![curves](docs/figures/fourcases-size_curves.png)" in text and "x.png" not in text
-    assert "#### The four-cases table\n\n| cell |" in text
+    assert "#### The lesson's claims\n\n| claim |" in text
+    assert "four-cases table" not in text and "| cell |" not in text  # the report's alone
     assert (tmp_path / "docs" / "figures" / "fourcases-size_curves.png").read_bytes() == b"png"
