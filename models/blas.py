@@ -60,22 +60,26 @@ KERNEL_LEVEL = dict(
 CANDIDATES = {"avx512": ("SkylakeX", "Haswell"), "avx2": ("Haswell",), "avx": ("SandyBridge",)}
 
 
-def cpu(cpuinfo="/proc/cpuinfo"):
-    """{"model": name, "flags": set} of the first processor; empty where unreadable."""
-    model, flags = "unknown CPU", set()
+def cpu_fields(cpuinfo="/proc/cpuinfo"):
+    """{key: value} of the first processor's block of ``cpuinfo``; {} where unreadable."""
+    fields = {}
     try:
         with open(cpuinfo) as f:
             for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model == "unknown CPU":
-                    model = value.strip()
-                elif key == "flags":
-                    flags = set(value.split())
+                if not line.strip():
                     break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return {"model": model, "flags": flags}
+    return fields
+
+
+def cpu(cpuinfo="/proc/cpuinfo"):
+    """{"model": name, "flags": set} of the first processor; empty where unreadable."""
+    fields = cpu_fields(cpuinfo)
+    return {"model": fields.get("model name", "unknown CPU"),
+            "flags": set(fields.get("flags", "").split())}
 
 
 def cpu_level(flags):

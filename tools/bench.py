@@ -427,13 +427,7 @@ def bench_scaling(batches=(1, 16, 64), repeats=3):
 def cpu_line(cpuinfo="/proc/cpuinfo"):
     """``cpu=<model name>, family F model M, N cores, <level>``: the CPU every figure of
     the run is of (timings compare only within one run on one CPU)."""
-    fields = {}
-    with open(cpuinfo) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if not line.strip():
-                break
-            fields.setdefault(key.strip(), value.strip())
+    fields = blas.cpu_fields(cpuinfo)
     return "cpu=%s, family %s model %s, %d cores, %s" % (
         fields.get("model name", "?"), fields.get("cpu family", "?"), fields.get("model", "?"),
         os.cpu_count() or 1, blas.cpu_level(fields.get("flags", "").split()))

@@ -53,19 +53,13 @@ def cpu_peak(cpuinfo="/proc/cpuinfo", cores=None):
     """(fp32 GFLOP/s, how): cores x 2 FMA units x fp32 lanes (16 with AVX-512, 8 with
     AVX2, 4 otherwise) x 2 flops x the clock /proc/cpuinfo reports. An upper bound:
     Zen 4 executes AVX-512 on 256-bit units (half this), and turbo clocks differ."""
-    flags, mhz = set(), None
-    with open(cpuinfo) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "flags" and not flags:
-                flags = set(value.split())
-            elif key == "cpu MHz" and mhz is None:
-                mhz = float(value)
+    from models.blas import cpu_fields
+    fields = cpu_fields(cpuinfo)
+    flags = set(fields.get("flags", "").split())
     cores = cores or os.cpu_count() or 1
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     fma = 2 if "fma" in flags else 1
-    ghz = (mhz or 0.0) / 1000.0
+    ghz = float(fields.get("cpu MHz", 0.0)) / 1000.0
     return (cores * fma * lanes * 2 * ghz,
             "%d cores x %d FMA x %d fp32 lanes x 2 x %.2f GHz" % (cores, fma, lanes, ghz))
 
