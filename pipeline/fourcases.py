@@ -31,7 +31,7 @@ from .evidence.stats import RESAMPLES, bootstrap, paired_difference
 from .preprocess import preprocess
 from .recipe.config import FOURCASES, ROOT, load_scenario
 from .recipe.estimate import SPEED
-from .runs.rundir import command_line
+from .runs.rundir import command_line, reusable
 from .train import train
 
 METRICS = ("auc", "accuracy")
@@ -203,7 +203,9 @@ def plan(grid, weights, runs_root, processed=None):
         for task in mine:
             task.update(h5=d["h5"], tta=d["tta"],
                         train_images=train_images(task, names, labels, parts, d["labels"]))
-            task["finished"] = (Path(runs_root) / "fourcases" / task["name"] / "DONE").exists()
+            task["finished"] = reusable(task["config"], d["h5"], weights,
+                                        Path(runs_root) / "fourcases", task["name"],
+                                        reuse_folders(grid, runs_root))
             task["estimate"] = estimate_task(task, counts, extracted, views)
             done += task["finished"]
             estimate += 0 if task["finished"] else task["estimate"]

@@ -15,6 +15,7 @@ from .evidence.stats import DEFAULT_RULE, RESAMPLES
 from .recipe.config import load_scenario
 from .recipe.estimate import estimate_cv_seconds, estimate_seconds, split_counts
 from .report import write_report
+from .runs.rundir import reusable
 from .train import train
 
 #: the data ``make reproduce`` uses unless told otherwise
@@ -57,18 +58,12 @@ def plan(scenarios, overrides, data_path, seeds=(None,), tta=False, labels=None,
 
 
 def finished(config, data_path, weights, runs_root):
-    """Whether a finished run of ``config`` on this data and weights is there to reuse."""
-    from models.fileio import sha1_of
-    from .runs.rundir import finished_run
-    if not runs_root or not os.path.isfile(data_path):
+    """Whether a finished run of ``config`` on this data and weights is there to reuse:
+    in ``runs_root`` or the fold runs of an earlier ``make reproduce CV=k``."""
+    if not runs_root:
         return False
-    pretrained = config.get("init", "pretrained") == "pretrained"
-    if pretrained and not (weights and os.path.isfile(weights)):
-        return False
-    env = {"data_sha1": sha1_of(data_path), "weights_sha1": sha1_of(weights) if pretrained
-           else None}
-    roots = [runs_root] + [str(p) for p in sorted(Path(runs_root).glob("cv-k*"))]
-    return finished_run(config, runs_root, env, reuse_from=roots[1:]) is not None
+    return reusable(config, data_path, weights, runs_root,
+                    reuse_from=[str(p) for p in sorted(Path(runs_root).glob("cv-k*"))])
 
 
 def reproduce(scenarios, overrides, data_path, weights, runs_root="runs", seeds=(None,),

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from models.fileio import atomic_path, atomic_write_bytes, exclusive
+from models.fileio import atomic_path, atomic_write_bytes, exclusive, sha1_of
 
 from ..errors import InputError
 
@@ -137,6 +137,21 @@ def finished_run(config, runs_root, env, name=None, reuse_from=()):
                 exact = same_start(real, config, env["data_sha1"], env.get("weights_sha1"))
                 found.append((not exact, real))
     return min(found, key=lambda f: f[0])[1] if found else None
+
+
+def reusable(config, data_path, weights, runs_root, name=None, reuse_from=()):
+    """Whether ``train(reuse=True, name=name, reuse_from=reuse_from)`` would reuse a
+    finished run of ``config`` on this data and weights (``finished_run``), asked by a
+    plan before anything trains: False while the data file, or the pretrained weights
+    a config needs, are not there yet."""
+    if not os.path.isfile(data_path):
+        return False
+    pretrained = config.get("init", "pretrained") == "pretrained"
+    if pretrained and not (weights and os.path.isfile(weights)):
+        return False
+    env = {"data_sha1": sha1_of(data_path),
+           "weights_sha1": sha1_of(weights) if pretrained else None}
+    return finished_run(config, runs_root, env, name, reuse_from) is not None
 
 
 def open_run(stack, config, runs_root, env, name=None):

@@ -205,3 +205,23 @@ def test_the_report_of_class_data_lists_its_runs_by_accuracy(grid_run):
     assert md.count("| similar-") == 18  # scenarios 1, 4, scratch x 2 sizes x 3 folds
     assert "| split | bonsai | ketch | watch | total |" in md
     assert "## The post's claims" not in md
+
+
+def test_runs_reusable_from_the_cv_folds_count_as_finished_and_train_none(grid_run, tmp_path,
+                                                                         monkeypatch):
+    """The plan line counts what train will reuse: here every run, from a RUNS whose
+    cv-k3 (make reproduce CV=3's fold runs) holds the grid's finished runs."""
+    d, grid, first = grid_run
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "cv-k3").symlink_to(d / "runs" / "fourcases")
+    tasks, line = fourcases.plan(grid, None, str(runs), str(d / "processed"))
+    assert "36 runs (36 finished), at most about 0 min" in line
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("retrained")
+    monkeypatch.setattr("pipeline.train.finetune", refuse)
+    monkeypatch.setattr("pipeline.train.train_features", refuse)
+    again = fourcases.run(grid, None, str(runs), progress=False, resamples=50,
+                          processed=str(d / "processed"))
+    assert again["cells"] == first["cells"]
