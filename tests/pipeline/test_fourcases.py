@@ -4,7 +4,6 @@ import csv
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,6 +69,15 @@ def grid_run(inputs):
     return d, grid, summary
 
 
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any training (fine-tuning or a feature fit) fails the test: everything is reused."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("retrained")
+    monkeypatch.setattr("pipeline.train.finetune", refuse)
+    monkeypatch.setattr("pipeline.train.train_features", refuse)
+
+
 def test_every_cell_runs_and_every_size_is_scored_on_the_same_images(grid_run):
     d, grid, summary = grid_run
     assert summary["missing"] == []
@@ -114,13 +122,8 @@ def test_the_class_accuracy_is_that_of_the_pooled_predictions(grid_run):
     assert curve[-1]["value"] == pytest.approx(accuracy_score(truth, pred))
 
 
-def test_a_repeat_retrains_nothing(grid_run, monkeypatch):
+def test_a_repeat_retrains_nothing(grid_run, no_training):
     d, grid, first = grid_run
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("retrained")
-    monkeypatch.setattr("pipeline.train.finetune", refuse)
-    monkeypatch.setattr("pipeline.train.train_features", refuse)
     again = fourcases.run(grid, None, str(d / "runs"), progress=False, resamples=50,
                           processed=str(d / "processed"))
     assert "36 runs (36 finished)" in again["plan"]
@@ -208,7 +211,7 @@ def test_the_report_of_class_data_lists_its_runs_by_accuracy(grid_run):
 
 
 def test_runs_reusable_from_the_cv_folds_count_as_finished_and_train_none(grid_run, tmp_path,
-                                                                         monkeypatch):
+                                                                         no_training):
     """The plan line counts what train will reuse: here every run, from a RUNS whose
     cv-k3 (make reproduce CV=3's fold runs) holds the grid's finished runs."""
     d, grid, first = grid_run
@@ -217,11 +220,6 @@ def test_runs_reusable_from_the_cv_folds_count_as_finished_and_train_none(grid_r
     (runs / "cv-k3").symlink_to(d / "runs" / "fourcases")
     tasks, line = fourcases.plan(grid, None, str(runs), str(d / "processed"))
     assert "36 runs (36 finished), at most about 0 min" in line
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("retrained")
-    monkeypatch.setattr("pipeline.train.finetune", refuse)
-    monkeypatch.setattr("pipeline.train.train_features", refuse)
     again = fourcases.run(grid, None, str(runs), progress=False, resamples=50,
                           processed=str(d / "processed"))
     assert again["cells"] == first["cells"]
