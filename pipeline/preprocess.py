@@ -17,14 +17,21 @@ HDF5 layout: ``images`` (N, size, size, 3) uint8, contiguous; ``level``
 (N,) int8: the DR level, or for class data the class index (attrs ``classes``:
 the class names as JSON); ``name``, ``patient`` (N,) strings; ``split`` (N,)
 int8 (0 train, 1 val, 2 test); ``ok`` (N,) bool (False: the image could not be
-read, listed in attrs ``failed``). The split is by patient (Kaggle's
+read, listed in attrs ``failed``); attrs ``source``: the images' folder,
+relative to the store's. The split is by patient (Kaggle's
 ``10_left`` and ``10_right`` are patient ``10``), stratified by the patient's
 worst level (or class).
 
 The file is built as ``OUT.partial`` (with a journal of the images done,
 see ``Partial``) and renamed when complete. A killed run resumes from the
 partial file, after checking every image it claims against its checksum; a
-second process on the same output is refused while the first runs.
+second process on the same output is refused while the first runs. An
+uninterrupted run makes the same bytes from the same images and settings
+wherever and whenever it runs (no absolute paths, times or random tokens in the
+file), so that the file's SHA1, which every run records as the data's identity,
+matches across clones. A resumed run makes the same arrays in other bytes (HDF5
+lays its metadata out by the file's open-close history): runs on it are not
+matched with runs on an uninterrupted store elsewhere.
 """
 import json
 import multiprocessing
@@ -79,17 +86,22 @@ def preprocess(data_dir, out, size=256, lcn=False, seed=0, fractions=(0.7, 0.15,
                          "not class-labelled data" % labels_path)
     splits = split_by_patient([r[0] for r in rows], [r[1] for r in rows], fractions, seed)
     config = _config(labels_path, size, lcn, seed, fractions)
-    config["source"] = os.path.abspath(data_dir)
+    # Where the images came from, relative to the store's folder: a clone elsewhere
+    # makes the same bytes (its SHA1 is the data's identity in every run).
+    here = os.path.dirname(os.path.abspath(out))
+    config["source"] = os.path.relpath(os.path.abspath(data_dir), here)
     config["crop"] = "warp" if classes else "retina"
     if classes:
         config["classes"] = json.dumps(classes)
     if reuse and os.path.isfile(out):
         with h5py.File(out, "r") as f:
-            if all(_same(f.attrs.get(k), v) for k, v in config.items()):
-                print("preprocess: %s is made from these labels with these settings: reused"
-                      % out)
-                return None
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+            stored = dict(f.attrs)
+        if stored.get("source") is not None:  # absolute in stores made before it was relative
+            stored["source"] = os.path.relpath(os.path.join(here, stored["source"]), here)
+        if all(_same(stored.get(k), v) for k, v in config.items()):
+            print("preprocess: %s is made from these labels with these settings: reused" % out)
+            return None
+    os.makedirs(here, exist_ok=True)
     # The workers are forked first, so that they hold neither the lock nor the HDF5 file.
     with multiprocessing.get_context("fork").Pool(workers or os.cpu_count() or 1) as pool, \
             exclusive(out + ".lock", out):

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import sys
-import uuid
 
 import h5py
 import numpy as np
@@ -35,7 +34,9 @@ class Partial(object):
     ``OUT.partial.journal``.
 
     The journal is the only record of which images are done. Its first line
-    is a token also stored in the HDF5 file (the two belong together); then
+    is a token also stored in the HDF5 file (the two belong together: the SHA1
+    of the settings and the image list, so that a finished file's bytes
+    depend on nothing else); then
     one JSON line per image, ``{"i": index, "sha1": of the pixels}`` or
     ``{"i": index, "error": why it was skipped}``. Lines are appended only
     after the pixels they name have been flushed and fsynced, so a kill at any
@@ -56,12 +57,16 @@ class Partial(object):
         for path in (self.path, self.journal_path):
             if os.path.exists(path):
                 os.unlink(path)
-        token = uuid.uuid4().hex
+        # The job's fingerprint, not a random one: the finished file's bytes depend only
+        # on the images and settings (every run records their SHA1).
+        token = hashlib.sha1(json.dumps([sorted(config.items()), [r[:2] for r in rows]],
+                                        default=str).encode()).hexdigest()
         with h5py.File(self.path, "w") as f:
             dcpl = h5p.create(h5p.DATASET_CREATE)
             dcpl.set_layout(h5d.CONTIGUOUS)
             dcpl.set_alloc_time(h5d.ALLOC_TIME_EARLY)
             dcpl.set_fill_time(h5d.FILL_TIME_NEVER)
+            dcpl.set_obj_track_times(False)  # as h5py's create_dataset: no times in the bytes
             h5d.create(f.id, b"images", h5t.NATIVE_UINT8, h5s.create_simple((n, size, size, 3)),
                        dcpl=dcpl)
             f.create_dataset("level", data=np.array([r[1] for r in rows], np.int8))

@@ -3,6 +3,7 @@ config, environment, evaluation and predictions; grouped by scenario and overrid
 cross-validation summaries; external evaluations."""
 import csv
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -119,9 +120,14 @@ def load_external(runs):
 
 
 def data_summary(data_path):
+    """(counts, failed, the images' folder, images usable) of a preprocessed store."""
     with h5py.File(data_path, "r") as f:
+        source = f.attrs.get("source")
+        if source is not None:  # relative to the store's folder (absolute in older stores)
+            source = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(
+                str(data_path))), source))
         return (json.loads(f.attrs["counts"]), json.loads(f.attrs.get("failed", "[]")),
-                f.attrs.get("source"), int(f["ok"][:].sum()))
+                source, int(f["ok"][:].sum()))
 
 
 def train_seconds(run_dir):

@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 from pipeline import preprocess as pp
+from models.fileio import sha1_of
 from pipeline.data.synthetic import make_dataset
+from pipeline.runs.evaluated import data_summary
 from tests.conftest import ROOT, fill, small_filesystem
 
 
@@ -276,3 +278,29 @@ def test_reuse_keeps_a_finished_store_of_the_same_settings_only(tmp_path, synthe
                          reuse=True) is not None  # another setting: made again
     with h5py.File(out, "r") as f:
         assert bool(f.attrs["lcn"])
+
+
+def test_a_store_that_names_its_source_absolutely_is_still_reused(tmp_path, synthetic_dir,
+                                                                  capsys):
+    """Stores made before the source was relative: reused, so their runs keep their data."""
+    out = str(tmp_path / "d.h5")
+    pp.preprocess(str(synthetic_dir), out, size=48, progress=False)
+    with h5py.File(out, "r+") as f:
+        f.attrs["source"] = str(synthetic_dir)
+    assert pp.preprocess(str(synthetic_dir), out, size=48, progress=False, reuse=True) is None
+    assert "reused" in capsys.readouterr().out
+
+
+def test_the_same_images_make_the_same_bytes_in_another_clone(tmp_path, synthetic_dir):
+    """Every run records the store's SHA1 as the data's identity: two clones at paths
+    of different lengths, preprocessing the same images, must agree on it."""
+    outs = []
+    for clone in ("a", "a-longer-clone-path"):
+        copy_dataset(synthetic_dir, tmp_path / clone / "data/sample")
+        out = tmp_path / clone / "data/processed/sample.h5"
+        pp.preprocess(str(tmp_path / clone / "data/sample"), str(out), size=48, progress=False)
+        outs.append(out)
+        time.sleep(1.1)  # HDF5 object times, where kept, have one-second resolution
+    assert sha1_of(str(outs[0])) == sha1_of(str(outs[1]))
+    summary = data_summary(str(outs[1]))  # the source is told relative to the store
+    assert summary[2] == str(tmp_path / "a-longer-clone-path/data/sample")
