@@ -361,28 +361,32 @@ def difference(d, runs_a, runs_b, resamples):
 
 def summarise(grid, tasks, root, resamples=RESAMPLES):
     """The curves, the four-cases table and the claims, of the cells done."""
-    cells, missing, seconds, estimate = {}, [], 0.0, 0.0
+    cells, missing, seconds, estimate, timing = {}, [], 0.0, 0.0, []
     made = {"cpus": set(), "commands": set()}
     keys = sorted({(t["dataset"], t["scenario"], t["size"]) for t in tasks},
                   key=lambda k: (k[0], k[1], size_kind(k[2])[1]))
     for key in keys:
         mine = [t for t in tasks if (t["dataset"], t["scenario"], t["size"]) == key]
-        runs = []
+        runs, spent = [], 0.0
         for seed in grid["seeds"]:
             p, s = pooled([t for t in mine if t["seed"] == seed], root, made)
             if p is None:
                 break
             runs.append(p)
-            seconds += s
+            spent += s
+        name = "%s %s at size %s" % (key[0], key[1], sized(key[2]))
         if len(runs) < len(grid["seeds"]):
-            missing.append("%s %s at size %s" % (key[0], key[1], sized(key[2])))
+            missing.append(name)
             continue
         cells[key] = {"runs": runs, "train_images": float(np.mean([t["train_images"]
                                                                    for t in mine]))}
-        estimate += sum(t["estimate"] for t in mine)  # of the cells done, as the seconds
+        expected = sum(t["estimate"] for t in mine)  # of the cells done, as the seconds
+        seconds, estimate = seconds + spent, estimate + expected
+        timing.append({"cell": name, "seconds": spent, "estimate_seconds": expected})
     summary = {"command": command_line(), "folds": grid["folds"], "seeds": grid["seeds"],
                "sizes": [sized(s) for s in grid["sizes"]], "missing": missing,
-               "seconds": seconds, "estimate_seconds": estimate, "cpus": sorted(made["cpus"]),
+               "seconds": seconds, "estimate_seconds": estimate, "timing": timing,
+               "cpus": sorted(made["cpus"]),
                "made_by": sorted(made["commands"]),
                "datasets": [],
                "cells": [], "claims": [], "resamples": resamples,

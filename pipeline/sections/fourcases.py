@@ -13,6 +13,22 @@ def _metric(name):
     return "AUC, referable DR" if name == "auc" else "accuracy"
 
 
+def _over_estimate(timing, tolerance=0.25):
+    """A sentence naming the cells whose runs recorded more than ``tolerance`` over their
+    estimate (run beside other work, or an estimate that does not hold), and the rest's
+    total beside its estimate."""
+    over = [t for t in timing if t["seconds"] > (1 + tolerance) * t["estimate_seconds"]]
+    if not over:
+        return []
+    rest = [t for t in timing if t not in over]
+    return ["", "Cells that recorded more than %d %% over their estimate: %s. The other %d "
+            "cells recorded %.0f min against %.0f min estimated." % (
+                100 * tolerance, "; ".join("%s (%.1f min, estimate %.1f)" % (
+                    t["cell"], t["seconds"] / 60, t["estimate_seconds"] / 60) for t in over),
+                len(rest), sum(t["seconds"] for t in rest) / 60,
+                sum(t["estimate_seconds"] for t in rest) / 60)]
+
+
 def fourcases_section(summary, figure=None):
     """Markdown of ``fourcases.json``: what ran, the curves, the table, the claims."""
     md = ["", "## The four cases, measured", "",
@@ -85,8 +101,9 @@ def fourcases_section(summary, figure=None):
            "%s; the plan estimates at most %.0f min for them from nothing on the reference "
            "machine class (2 cores). Plan: %s." % (
                summary["seconds"] / 60, ", ".join(summary.get("cpus", [])) or "an unrecorded CPU",
-               summary["estimate_seconds"] / 60, summary["plan"]),
-           "", "*Made by: %s.*" % "; ".join(
+               summary["estimate_seconds"] / 60, summary["plan"])]
+    md += _over_estimate(summary.get("timing", []))
+    md += ["", "*Made by: %s.*" % "; ".join(
                "`%s`" % c for c in summary.get("made_by", []) + [summary["command"]])]
     return md + every + [""]
 

@@ -97,6 +97,15 @@ def test_every_cell_runs_and_every_size_is_scored_on_the_same_images(grid_run):
     assert half["train_images"] < full["train_images"]
     assert summary["cells"] and all(c["lesson"] == "1" for c in summary["cells"])
     assert (root / "size_curves.png").stat().st_size > 0
+    timing = {t["cell"]: t for t in summary["timing"]}
+    runs = sorted(root.glob("different-4-size0.5-seed0-fold*"))
+    recorded = 0.0
+    for r in runs:  # training seconds per epoch, then the evaluation's
+        with open(r / "metrics.csv", newline="") as f:
+            recorded += sum(float(row["seconds"]) for row in csv.DictReader(f))
+        recorded += json.loads((r / "evaluation.json").read_text())["seconds"]
+    assert len(runs) == 3 and abs(timing["different 4 at size 0.5"]["seconds"] - recorded) < 1e-6
+    assert abs(sum(t["seconds"] for t in summary["timing"]) - summary["seconds"]) < 1e-6
 
 
 def test_a_subset_fine_tunes_with_its_full_training_parts_steps(grid_run):

@@ -37,3 +37,18 @@ def test_the_section_shows_the_curves_table_claims_and_time():
     assert "at most 15 min" in text
     assert "small by the lesson's own scale" in text
     assert "*Made by: `make fourcases`; `make fourcases SUMMARY=1`.*" in text
+
+
+def test_cells_over_their_estimate_are_named_and_the_rest_totalled():
+    s = summary()
+    s["timing"] = [{"cell": "similar 2 at size 0.125", "seconds": 1260.0,
+                    "estimate_seconds": 600.0},  # 2.1x: named
+                   {"cell": "similar 1 at size 1", "seconds": 74.0, "estimate_seconds": 60.0},
+                   {"cell": "different 4 at size 1", "seconds": 1440.0,
+                    "estimate_seconds": 1560.0}]
+    text = "\n".join(fourcases_section(s))
+    assert "Cells that recorded more than 25 % over their estimate: similar 2 at size 0.125 " \
+           "(21.0 min, estimate 10.0). The other 2 cells recorded 25 min against 27 min " \
+           "estimated." in text
+    s["timing"] = s["timing"][1:]
+    assert "over their estimate" not in "\n".join(fourcases_section(s))
