@@ -98,8 +98,11 @@ def one_recipe(configs):
 
 
 def same_recipe(runs_a, runs_b):
-    """Whether both sides are one config under two names (seeds and folds aside)."""
-    return one_recipe([r["config"] for r in runs_a + runs_b])
+    """Whether both sides are one config under two names (seeds and folds aside),
+    trained on one data file (the same config on images preprocessed another way is a
+    comparison)."""
+    return one_recipe([r["config"] for r in runs_a + runs_b]) and len(
+        {r.get("env", {}).get("data_sha1") for r in runs_a + runs_b}) == 1
 
 
 def side_by_side(runs_a, runs_b, resamples, evaluated_alike=True):

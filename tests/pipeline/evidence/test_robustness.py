@@ -13,12 +13,13 @@ def test_the_partners_are_the_other_scenarios_of_the_claims_in_their_order():
     assert partners("4") == ["scratch", "1", "3", "2"]
 
 
-def fake_run(names, levels, score, threshold=2, freeze=None, tta=True):
-    """A run evaluated on ``names``; its config differs from every other fake run's unless
-    ``freeze`` is given (then it is the config of scenario 4 with that ``freeze``)."""
+def fake_run(names, levels, score, threshold=2, freeze=None, tta=True, data_sha1="d0"):
+    """A run evaluated on ``names``, trained on the data with SHA1 ``data_sha1``; its config
+    differs from every other fake run's unless ``freeze`` is given (then it is the config
+    of scenario 4 with that ``freeze``)."""
     config = {"threshold": threshold, "freeze": freeze if freeze is not None else
               ["unique-%d" % next(_COUNTER)]}
-    return {"config": config, "evaluation": {"settings": {"tta": tta,
+    return {"config": config, "env": {"data_sha1": data_sha1}, "evaluation": {"settings": {"tta": tta,
                                                           "rule": ["sensitivity", 0.87]}},
             "predictions": {"names": np.array(names), "patients": np.array(names),
                             "levels": np.asarray(levels), "score": np.asarray(score)}}
