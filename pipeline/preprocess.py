@@ -49,7 +49,7 @@ from models.fileio import exclusive, sha1_of
 from .data.images import read_image
 from .data.labels import find_inputs, read_labels
 from .data.splits import split_by_patient
-from .data.store import Partial, write_error_reason
+from .data.store import Partial, source_folder, write_error_reason
 from .errors import InputError
 
 
@@ -96,8 +96,8 @@ def preprocess(data_dir, out, size=256, lcn=False, seed=0, fractions=(0.7, 0.15,
     if reuse and os.path.isfile(out):
         with h5py.File(out, "r") as f:
             stored = dict(f.attrs)
-        if stored.get("source") is not None:  # absolute in stores made before it was relative
-            stored["source"] = os.path.relpath(os.path.join(here, stored["source"]), here)
+        if stored.get("source") is not None:
+            stored["source"] = os.path.relpath(source_folder(out, stored["source"]), here)
         if all(_same(stored.get(k), v) for k, v in config.items()):
             print("preprocess: %s is made from these labels with these settings: reused" % out)
             return None

@@ -18,6 +18,13 @@ from ..errors import InputError
 from .splits import SPLITS, patient_of
 
 
+def source_folder(store_path, source):
+    """The images' folder a store names in attrs ``source``: relative to the store's
+    folder (absolute in stores made before it was relative)."""
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(str(store_path))),
+                                         source))
+
+
 def pixels_sha1(image):
     return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
 

@@ -3,12 +3,12 @@ config, environment, evaluation and predictions; grouped by scenario and overrid
 cross-validation summaries; external evaluations."""
 import csv
 import json
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from ..data.store import source_folder
 from ..errors import InputError
 from ..recipe.config import REPEAT_KEYS, flatten, load_scenario
 
@@ -123,9 +123,8 @@ def data_summary(data_path):
     """(counts, failed, the images' folder, images usable) of a preprocessed store."""
     with h5py.File(data_path, "r") as f:
         source = f.attrs.get("source")
-        if source is not None:  # relative to the store's folder (absolute in older stores)
-            source = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(
-                str(data_path))), source))
+        if source is not None:
+            source = source_folder(data_path, source)
         return (json.loads(f.attrs["counts"]), json.loads(f.attrs.get("failed", "[]")),
                 source, int(f["ok"][:].sum()))
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import preprocess as pp
 from models.fileio import sha1_of
+from pipeline import preprocess as pp
 from pipeline.data.synthetic import make_dataset
 from pipeline.runs.evaluated import data_summary
 from tests.conftest import ROOT, fill, small_filesystem

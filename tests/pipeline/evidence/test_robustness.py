@@ -19,8 +19,8 @@ def fake_run(names, levels, score, threshold=2, freeze=None, tta=True, data_sha1
     of scenario 4 with that ``freeze``)."""
     config = {"threshold": threshold, "freeze": freeze if freeze is not None else
               ["unique-%d" % next(_COUNTER)]}
-    return {"config": config, "env": {"data_sha1": data_sha1}, "evaluation": {"settings": {"tta": tta,
-                                                          "rule": ["sensitivity", 0.87]}},
+    return {"config": config, "env": {"data_sha1": data_sha1},
+            "evaluation": {"settings": {"tta": tta, "rule": ["sensitivity", 0.87]}},
             "predictions": {"names": np.array(names), "patients": np.array(names),
                             "levels": np.asarray(levels), "score": np.asarray(score)}}
 
