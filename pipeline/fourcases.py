@@ -361,7 +361,7 @@ def difference(d, runs_a, runs_b, resamples):
 
 def summarise(grid, tasks, root, resamples=RESAMPLES):
     """The curves, the four-cases table and the claims, of the cells done."""
-    cells, missing, seconds, estimate, timing = {}, [], 0.0, 0.0, []
+    cells, missing, timing = {}, [], []
     made = {"cpus": set(), "commands": set()}
     keys = sorted({(t["dataset"], t["scenario"], t["size"]) for t in tasks},
                   key=lambda k: (k[0], k[1], size_kind(k[2])[1]))
@@ -380,12 +380,12 @@ def summarise(grid, tasks, root, resamples=RESAMPLES):
             continue
         cells[key] = {"runs": runs, "train_images": float(np.mean([t["train_images"]
                                                                    for t in mine]))}
-        expected = sum(t["estimate"] for t in mine)  # of the cells done, as the seconds
-        seconds, estimate = seconds + spent, estimate + expected
-        timing.append({"cell": name, "seconds": spent, "estimate_seconds": expected})
+        timing.append({"cell": name, "seconds": spent,  # the estimate of the cells done
+                       "estimate_seconds": sum(t["estimate"] for t in mine)})
     summary = {"command": command_line(), "folds": grid["folds"], "seeds": grid["seeds"],
                "sizes": [sized(s) for s in grid["sizes"]], "missing": missing,
-               "seconds": seconds, "estimate_seconds": estimate, "timing": timing,
+               "seconds": sum(t["seconds"] for t in timing),
+               "estimate_seconds": sum(t["estimate_seconds"] for t in timing), "timing": timing,
                "cpus": sorted(made["cpus"]),
                "made_by": sorted(made["commands"]),
                "datasets": [],
