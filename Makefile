@@ -262,14 +262,18 @@ ambiguities: $(DATASET) $(NEEDS_WEIGHTS) | $(STAMP)
 
 # ---- the four transfer-learning cases: both datasets (similar to ImageNet: data/caltech;
 # unlike it: data/sample) x scenarios x training sizes x folds, scenarios/fourcases.toml;
-# the full-size fundus folds of make reproduce CV=5 are reused
+# the full-size fundus folds of make reproduce CV=5 are reused. Every evaluated run's
+# evidence (no model) is kept in FOURCASES_KEEP, in the repository, and restored from it
+# on a fresh clone: the grid outlives a machine (FOURCASES_KEEP= keeps nothing)
+FOURCASES_KEEP ?= results/fourcases
 FOURCASES_ARGS = $(if $(SIZES),--sizes $(SIZES)) $(if $(CV),--folds $(CV)) \
                  $(if $(SEEDS),--seeds $(SEEDS)) \
                  $(if $(filter command line,$(origin SCENARIO)),--scenarios "$(SCENARIO)") \
                  $(if $(DATA_SIMILAR),--data-similar $(DATA_SIMILAR)) \
                  $(if $(DATA_DIFFERENT),--data-different $(DATA_DIFFERENT)) \
                  $(if $(DATASETS),--datasets "$(DATASETS)") \
-                 $(if $(GRID),--grid $(GRID)) --weights $(WEIGHTS) --runs $(RUNS)
+                 $(if $(GRID),--grid $(GRID)) --weights $(WEIGHTS) --runs $(RUNS) \
+                 $(if $(FOURCASES_KEEP),--keep $(FOURCASES_KEEP))
 # ENGINE=slurm, or ENGINE=local -jN: the grid as a sweep plan in $(RUNS)/fourcases, run
 # by the sweep engine, its finish step evaluating every run and summarising; without
 # ENGINE, one run after another in one process

@@ -128,7 +128,8 @@ def cmd_fourcases(args):
                 "seeds": args.seeds, "scenarios": args.scenarios.split() if args.scenarios
                 else None, "data_similar": args.data_similar,
                 "data_different": args.data_different, "resamples": args.resamples,
-                "datasets": args.datasets.split() if args.datasets else None}
+                "datasets": args.datasets.split() if args.datasets else None,
+                "keep": args.keep and os.path.abspath(args.keep)}
     grid = grid_of(recorded)
     if args.plan_only:
         print(plan(grid, args.weights, args.runs)[1])
@@ -138,7 +139,7 @@ def cmd_fourcases(args):
         sweep = {"args": recorded, "device": args.device, "cpus": args.cpus, "mem": args.mem,
                  "time": args.time, "limit": args.limit, "partition": args.partition}
     done = run(grid, args.weights, args.runs, summarise_only=args.summarise_only,
-               resamples=args.resamples, sweep=sweep)
+               resamples=args.resamples, sweep=sweep, keep=args.keep)
     return 0 if done is not None or args.sweep else 130
 
 
@@ -371,6 +372,8 @@ def parser():
                                        "these (e.g. similar)")
     fc.add_argument("--weights")
     fc.add_argument("--runs", default="runs")
+    fc.add_argument("--keep", metavar="DIR", help="keep every evaluated run's evidence (no "
+                    "model) in DIR, and restore the grid's runs from it (results/fourcases)")
     fc.add_argument("--plan-only", action="store_true", help="only the plan line")
     fc.add_argument("--summarise-only", action="store_true",
                     help="train nothing: the summary of the cells done")

@@ -157,7 +157,7 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
     after the model. Returns the evaluation dict."""
     run_dir = Path(run_dir).resolve()
     model = run_dir / "model.npz"
-    if not model.exists():
+    if not model.exists() and not (reuse and (run_dir / "evaluation.json").exists()):
         raise InputError("%s: no trained model (run make train)" % model)
     if not Path(data_path).is_file():
         raise InputError("%s: no preprocessed data (make preprocess DATA=...)" % data_path)
@@ -168,10 +168,15 @@ def evaluate(run_dir, data_path, tta=False, rule=DEFAULT_RULE, resamples=RESAMPL
     out_dir = out_dir_of(run_dir, data_path, external)
     settings = settings_of(data_sha1, tta, rule, resamples, seed)
     done = out_dir / "evaluation.json"
-    if reuse and done.exists() and done.stat().st_mtime >= model.stat().st_mtime:
+    # a run restored from its kept evidence (runs.kept) has its evaluation and no model
+    if reuse and done.exists() and (not model.exists()
+                                    or done.stat().st_mtime >= model.stat().st_mtime):
         previous = json.loads(done.read_text())
         if previous.get("settings") == settings:
             return previous
+    if not model.exists():
+        raise InputError("%s: no trained model (run make train); the run's kept evaluation "
+                         "was made with other settings or data" % model)
     if external:
         check_same_preprocessing(data_path, env["data"])
         check_disjoint(run_dir, env, data_path)

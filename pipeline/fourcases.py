@@ -8,7 +8,11 @@ seed<seed>-fold<fold>``, its folds reused from ``make reproduce CV=k`` (``RUNS/c
 where the full-size recipe is the same; every evaluation is reused when made with the same
 settings. A repeat of the command retrains nothing; a killed one resumes its run's
 checkpoint. The summary, ``RUNS/fourcases/fourcases.json`` and ``size_curves.png``, is
-made of the cells whose folds are all evaluated and names those still missing.
+made of the cells whose folds are all evaluated and names those still missing. With
+``keep`` (``make fourcases``: ``results/fourcases``, in the repository), every evaluated
+run's evidence is kept there too (``runs.kept``) and restored from there on a fresh clone,
+so that the grid, longer than one machine's life, resumes anywhere and its summary is
+rebuilt without retraining.
 """
 import json
 import math
@@ -31,6 +35,7 @@ from .evidence.stats import RESAMPLES, bootstrap, paired_difference
 from .preprocess import preprocess
 from .recipe.config import FOURCASES, ROOT, load_scenario
 from .recipe.estimate import SPEED
+from .runs import kept
 from .runs.rundir import command_line, reusable
 from .train import train
 
@@ -224,20 +229,39 @@ def reuse_folders(grid, runs_root):
     return [str(Path(runs_root) / ("cv-k%d" % grid["folds"]))]
 
 
+def restore_kept(tasks, weights, root, keep):
+    """Every unfinished task whose run ``keep`` holds (the same config, data and weights)
+    restored into ``root`` (``runs.kept.restore``); returns how many."""
+    from models.fileio import sha1_of
+    restored = 0
+    for task in tasks:
+        if task["finished"] or not Path(task["h5"]).is_file():
+            continue
+        pretrained = task["config"].get("init", "pretrained") == "pretrained"
+        restored += kept.restore(keep, root, task["name"], task["config"], sha1_of(task["h5"]),
+                                 sha1_of(weights) if pretrained and weights else None)
+    return restored
+
+
 def run(grid, weights, runs_root="runs", progress=True, summarise_only=False,
-        resamples=RESAMPLES, processed=None, sweep=None):
+        resamples=RESAMPLES, processed=None, sweep=None, keep=None):
     """Train and evaluate every task of ``grid`` here, one after another (unless
     ``summarise_only``: then only the finished runs are evaluated), then write the
     summary; returns it, or None when stopped by a signal. ``sweep`` ({"args": the
     command's, engine settings}): write the grid as a sweep plan in ``RUNS/fourcases``
     instead (``pipeline.sweep``: ``make -jN`` or a SLURM job array, its finish step this
-    function with ``summarise_only``) and return None."""
+    function with ``summarise_only``) and return None. ``keep``: the folder of kept
+    evidence (``runs.kept``), restored from before anything trains and written to as
+    each run is evaluated."""
     tasks, line = plan(grid, weights, runs_root, processed)
     print(line, flush=True)
     for d in grid.get("dataset", []):
         preprocess(d["folder"], d["h5"], size=grid.get("size", 256), reuse=True,
                    progress=progress)
     root = Path(runs_root) / "fourcases"
+    if keep and restore_kept(tasks, weights, root, keep):
+        tasks, line = plan(grid, weights, runs_root, processed)
+        print("%s, restored from %s" % (line, keep), flush=True)
     if sweep is not None:
         return write_sweep(grid, tasks, weights, runs_root, **sweep)
     for k, task in enumerate(tasks if not summarise_only else []):
@@ -248,10 +272,14 @@ def run(grid, weights, runs_root="runs", progress=True, summarise_only=False,
             return None
         evaluate(run_dir, task["h5"], tta=task["tta"], resamples=resamples, reuse=True,
                  progress=progress)
+        if keep:
+            kept.keep(run_dir, keep, task["name"])
     for task in tasks if summarise_only else []:
         if (root / task["name"] / "DONE").exists():
             evaluate(root / task["name"], task["h5"], tta=task["tta"], resamples=resamples,
                      reuse=True, progress=progress)
+            if keep:
+                kept.keep(root / task["name"], keep, task["name"])
     summary = summarise(grid, tasks, root, resamples)
     summary["plan"] = line
     root.mkdir(parents=True, exist_ok=True)
@@ -281,7 +309,7 @@ def finish_sweep(plan_path):
     args = plan["fourcases"]
     return run(grid_of(args), plan["weights"], args["runs"], progress=False,
                summarise_only=True, resamples=args.get("resamples", RESAMPLES),
-               processed=args.get("processed"))
+               processed=args.get("processed"), keep=args.get("keep"))
 
 
 def write_sweep(grid, tasks, weights, runs_root, args, **engine):

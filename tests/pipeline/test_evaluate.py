@@ -85,6 +85,21 @@ def test_an_evaluation_is_reused_only_with_the_same_settings(features_run, data_
     assert again["operating_point"]["rule"] == "youden"
 
 
+def test_a_run_kept_without_its_model_gives_its_evaluation_only_with_the_same_settings(
+        features_run, data_h5, tmp_path):  # noqa: F811
+    """A run restored from its kept evidence (runs.kept): evaluate(reuse=True) returns the
+    kept evaluation; other settings need the model, and say so in one line."""
+    from pipeline.runs.kept import keep
+    first = evaluate(features_run, data_h5, resamples=200, reuse=True)
+    restored = keep(features_run, tmp_path)
+    assert not (restored / "model.npz").exists()
+    assert evaluate(restored, data_h5, resamples=200, reuse=True) == first
+    for other in (dict(resamples=100, reuse=True), dict(resamples=200)):
+        with pytest.raises(InputError, match="model.npz: no trained model") as e:
+            evaluate(restored, data_h5, **other)
+        assert "\n" not in str(e.value)
+
+
 def test_an_external_evaluation_with_another_tta_leaves_the_runs_validation_scores(
         features_run, data_h5, tmp_path):  # noqa: F811
     """Ensembles and both-eye fusion read the run's validation scores: they must stay

@@ -139,6 +139,24 @@ def test_a_repeat_retrains_nothing(grid_run, no_training):
     assert again["claims"] == first["claims"] and again["cells"] == first["cells"]
 
 
+def test_a_fresh_clone_resumes_from_the_kept_evidence_and_trains_nothing(grid_run, tmp_path,
+                                                                         no_training):
+    """The grid kept in a folder (results/fourcases) and restored into an empty RUNS (a new
+    machine, the same data): every run finished, no model there, the summary the same."""
+    d, grid, first = grid_run
+    keep = tmp_path / "kept"
+    fourcases.run(grid, None, str(d / "runs"), progress=False, resamples=50,
+                  processed=str(d / "processed"), keep=str(keep))
+    assert len(list(keep.iterdir())) == 36
+    assert not list(keep.glob("*/model.npz")) and not list(keep.glob("*/*.png"))
+    again = fourcases.run(grid, None, str(tmp_path / "fresh"), progress=False, resamples=50,
+                          processed=str(d / "processed"), keep=str(keep))
+    assert "36 runs (36 finished)" in again["plan"]
+    assert not list((tmp_path / "fresh").glob("fourcases/*/model.npz"))
+    assert again["claims"] == first["claims"] and again["cells"] == first["cells"]
+    assert again["timing"] == first["timing"]
+
+
 def test_bad_input_is_one_line_before_anything_trains(inputs, tmp_path):
     d, similar, different = inputs
     both = tmp_path / "both"
