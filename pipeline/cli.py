@@ -101,11 +101,12 @@ def cmd_evaluate(args):
 
 
 def cmd_report(args):
-    from .render.readme import update_readme
+    from .render.readme import section_named, update_readme
     from .report import write_report
+    section = section_named(args.readme_section) if args.readme_section else None
     path = write_report(args.runs, args.data, resamples=args.resamples)
     if args.readme:
-        update_readme(args.readme, path.with_suffix(".md"))
+        update_readme(args.readme, path.with_suffix(".md"), section)
     print(path)
     return 0
 
@@ -343,6 +344,8 @@ def parser():
     r.add_argument("--data", required=True, help="the preprocessed .h5 the runs trained on")
     r.add_argument("--resamples", type=int, default=2000)
     r.add_argument("--readme", help="also rewrite the results section of this README")
+    r.add_argument("--readme-section", metavar="WORDS", help="only the README's results "
+                   "section whose title holds WORDS (e.g. 'four cases'), the others kept")
     r.set_defaults(func=cmd_report)
 
     v = sub.add_parser("cv", help="k-fold cross-validation by patient of a scenario")

@@ -42,10 +42,52 @@ def readme_part(text):
     return lines
 
 
-def update_readme(readme, report_md):
+def section_named(words):
+    """The one title of ``README_SECTIONS`` that contains ``words`` (any case): "four
+    cases" names "The four cases, measured"; InputError for none or several."""
+    found = [t for t in README_SECTIONS if words.lower() in t.lower()]
+    if len(found) != 1:
+        raise InputError("SECTION=%s: %s of the README's results sections (%s)" % (
+            words, "names none" if not found else "names several", "; ".join(README_SECTIONS)))
+    return found[0]
+
+
+def _by_section(lines):
+    """{title: its lines} of README results lines (a section from its ``### `` heading to
+    the next), with the lines before the first heading under None."""
+    out, title = {None: []}, None
+    for line in lines:
+        if line.startswith("### "):
+            title = line[4:].strip()
+            out[title] = []
+        out[title].append(line)
+    return out
+
+
+def _splice(current, lines, section):
+    """``current`` (the README's results lines) with ``section`` taken from ``lines`` (the
+    report's), every other section left as it stands, in ``README_SECTIONS``' order."""
+    old, new = _by_section(current), _by_section(lines)
+    if section not in new:
+        raise InputError('the report has no section "%s" to write into the README (its '
+                         'runs are not there)' % section)
+    old[section] = new[section]
+    out = [line for line in old[None] if line.strip()]
+    for title in README_SECTIONS:
+        if title in old:
+            out += [""] + old[title]
+            while out[-1] == "":
+                out.pop()
+    return out
+
+
+def update_readme(readme, report_md, section=None):
     """Replace what stands between the results markers of ``readme`` with the
     measured part of the report (``readme_part``: the claims, their robustness to
-    the post's ambiguities, five levels, Kaggle's test set, referral)."""
+    the post's ambiguities, five levels, Kaggle's test set, referral); with ``section``
+    (a title of ``README_SECTIONS``), that section only, the others left as they stand
+    (each section's runs come from its own command: the four cases' from the grid's kept
+    evidence, for instance)."""
     readme, text = Path(readme), Path(report_md).read_text()
     lines = readme_part(text)
     for source, target in README_FIGURES.items():
@@ -57,7 +99,11 @@ def update_readme(readme, report_md):
         raise InputError("%s: no %s ... %s markers to write the results between"
                          % (readme, README_BEGIN, README_END))
     head, rest = page.split(README_BEGIN, 1)
-    tail = rest.split(README_END, 1)[1]
-    body = "\n".join(["", "*Written by `make results` from %s.*" % Path(report_md).name, ""]
-                     + lines).rstrip() + "\n"
+    current, tail = rest.split(README_END, 1)
+    if section:
+        body = "\n".join([""] + _splice(current.strip("\n").splitlines(), lines, section)
+                         ).rstrip() + "\n"
+    else:
+        body = "\n".join(["", "*Written by `make results` from %s.*" % Path(report_md).name,
+                          ""] + lines).rstrip() + "\n"
     atomic_write_bytes(readme, (head + README_BEGIN + body + README_END + tail).encode())

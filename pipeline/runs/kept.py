@@ -36,6 +36,7 @@ def _place(source, target):
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".%s." % target.name, dir=target.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would stay the run folder's
         for name in EVIDENCE:
             shutil.copyfile(source / name, tmp / name)
         if target.exists():

@@ -47,3 +47,30 @@ def test_the_four_cases_curves_are_copied_beside_the_readme(tmp_path):
     assert "#### The lesson's claims\n\n| claim |" in text
     assert "four-cases table" not in text and "| cell |" not in text  # the report's alone
     assert (tmp_path / "docs" / "figures" / "fourcases-size_curves.png").read_bytes() == b"png"
+
+
+def test_one_section_is_rewritten_and_every_other_left_as_it_stands(tmp_path):
+    """make results SECTION='four cases': the four cases from this report (say, the grid's
+    kept evidence alone), the claims the README had (their runs are not here)."""
+    from pipeline.render.readme import section_named
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- results:begin -->\n*Written by make results.*\n\n"
+                      "### The post's claims\n\nthe claims measured before\n\n"
+                      "### The four cases, measured\n\nthe old grid\n\n#### The lesson's "
+                      "claims\n\nold claims\n\n### Referring what the network is unsure of"
+                      "\n\nreferral\n<!-- results:end -->\nrest\n")
+    report = tmp_path / "report-data.md"
+    report.write_text("## The post's claims\n\nnot measured\n\n## The four cases, measured"
+                      "\n\nthe new grid\n\n### The lesson's claims\n\nnew claims\n")
+    update_readme(readme, report, section_named("four CASES"))
+    assert readme.read_text() == (
+        "# x\n\n<!-- results:begin -->\n*Written by make results.*\n\n"
+        "### The post's claims\n\nthe claims measured before\n\n"
+        "### The four cases, measured\n\nthe new grid\n\n#### The lesson's claims\n\n"
+        "new claims\n\n### Referring what the network is unsure of\n\nreferral\n"
+        "<!-- results:end -->\nrest\n")
+    for words, message in (("kappa", "names none"), ("the", "names several")):
+        with pytest.raises(InputError, match="SECTION=%s: %s" % (words, message)):
+            section_named(words)
+    with pytest.raises(InputError, match='no section "Kaggle\'s test set"'):
+        update_readme(readme, report, section_named("test set"))
