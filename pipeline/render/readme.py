@@ -64,14 +64,11 @@ def _by_section(lines):
     return out
 
 
-def _splice(current, lines, section):
-    """``current`` (the README's results lines) with ``section`` taken from ``lines`` (the
-    report's), every other section left as it stands, in ``README_SECTIONS``' order."""
-    old, new = _by_section(current), _by_section(lines)
-    if section not in new:
-        raise InputError('the report has no section "%s" to write into the README (its '
-                         'runs are not there)' % section)
-    old[section] = new[section]
+def _splice(current, taken, section):
+    """``current`` (the README's results lines) with ``section``'s lines replaced by
+    ``taken``, every other section left as it stands, in ``README_SECTIONS``' order."""
+    old = _by_section(current)
+    old[section] = taken
     out = [line for line in old[None] if line.strip()]
     for title in README_SECTIONS:
         if title in old:
@@ -90,7 +87,12 @@ def update_readme(readme, report_md, section=None):
     evidence, for instance)."""
     readme, text = Path(readme), Path(report_md).read_text()
     lines = readme_part(text)
-    for source, target in README_FIGURES.items():
+    if section:
+        lines = _by_section(lines).get(section)
+        if lines is None:
+            raise InputError('%s: no section "%s" to write into the README (its runs are '
+                             'not there)' % (report_md, section))
+    for source, target in README_FIGURES.items():  # those of the lines written only
         if "](%s)" % target in "\n".join(lines):
             (readme.parent / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(report_md).parent / source, readme.parent / target)

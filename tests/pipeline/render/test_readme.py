@@ -33,6 +33,8 @@ def test_the_readme_gets_the_measured_part_between_its_markers(tmp_path):
 
 
 def test_the_four_cases_curves_are_copied_beside_the_readme(tmp_path):
+    """The curves go with the section that shows them: SECTION='claims' leaves the figure
+    the README's four cases show."""
     (tmp_path / "runs" / "fourcases").mkdir(parents=True)
     (tmp_path / "runs" / "fourcases" / "size_curves.png").write_bytes(b"png")
     report = tmp_path / "runs" / "report-data.md"
@@ -47,6 +49,12 @@ def test_the_four_cases_curves_are_copied_beside_the_readme(tmp_path):
     assert "#### The lesson's claims\n\n| claim |" in text
     assert "four-cases table" not in text and "| cell |" not in text  # the report's alone
     assert (tmp_path / "docs" / "figures" / "fourcases-size_curves.png").read_bytes() == b"png"
+    from pipeline.render.readme import section_named
+    report.write_text(report.read_text() + "## The post's claims\n\n| claim holds |\n")
+    (tmp_path / "runs" / "fourcases" / "size_curves.png").write_bytes(b"other png")
+    update_readme(readme, report, section_named("claims"))
+    assert (tmp_path / "docs" / "figures" / "fourcases-size_curves.png").read_bytes() == b"png"
+    assert "| claim holds |" in readme.read_text()
 
 
 def test_one_section_is_rewritten_and_every_other_left_as_it_stands(tmp_path):
@@ -72,5 +80,5 @@ def test_one_section_is_rewritten_and_every_other_left_as_it_stands(tmp_path):
     for words, message in (("kappa", "names none"), ("the", "names several")):
         with pytest.raises(InputError, match="SECTION=%s: %s" % (words, message)):
             section_named(words)
-    with pytest.raises(InputError, match='no section "Kaggle\'s test set"'):
+    with pytest.raises(InputError, match='report-data.md: no section "Kaggle\'s test set"'):
         update_readme(readme, report, section_named("test set"))
