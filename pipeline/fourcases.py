@@ -266,8 +266,11 @@ def run(grid, weights, runs_root="runs", progress=True, summarise_only=False,
         return write_sweep(grid, tasks, weights, runs_root, **sweep)
     for k, task in enumerate(tasks if not summarise_only else []):
         print("fourcases: run %d/%d: %s" % (k + 1, len(tasks), task["name"]), flush=True)
-        run_dir = train(task["config"], task["h5"], weights, str(root), progress=progress,
-                        reuse=True, name=task["name"], reuse_from=reuse_folders(grid, runs_root))
+        run_dir = root / task["name"]
+        if not (task["finished"] and (run_dir / "DONE").exists()):  # else train reuses it
+            run_dir = train(task["config"], task["h5"], weights, str(root), progress=progress,
+                            reuse=True, name=task["name"],
+                            reuse_from=reuse_folders(grid, runs_root))
         if run_dir is None:
             return None
         evaluate(run_dir, task["h5"], tta=task["tta"], resamples=resamples, reuse=True,
