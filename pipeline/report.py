@@ -31,7 +31,8 @@ def write_report(runs_root, data_path, resamples=RESAMPLES):
     if not data_path.is_file():
         raise InputError("%s: no preprocessed data" % data_path)
     report = Loaded(runs_root, data_path, resamples)
-    if not report.runs:
+    # the four cases' summary alone (make fourcases on a fresh clone, from the kept runs)
+    if not report.runs and not (runs_root / "fourcases" / "fourcases.json").is_file():
         raise NoRunsError("%s: no evaluated run on %s (make train and make evaluate first)"
                           % (runs_root, data_path))
     sections = CLASS_SECTIONS if report.classes else SECTIONS

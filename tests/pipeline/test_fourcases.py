@@ -139,6 +139,16 @@ def test_a_repeat_retrains_nothing(grid_run, no_training):
     assert again["claims"] == first["claims"] and again["cells"] == first["cells"]
 
 
+def test_the_report_of_the_four_cases_alone_is_written(grid_run):
+    """A RUNS holding the grid and no run of its own (a fresh clone after make fourcases
+    SUMMARY=1): the report, and so make results SECTION='four cases', still have it."""
+    from pipeline.report import write_report
+    d, _, _ = grid_run
+    write_report(d / "runs", d / "processed" / "fundus.h5", resamples=50)
+    md = (d / "runs" / "report-fundus.md").read_text()
+    assert "## The four cases, measured" in md and "| pre-training beats" in md.lower()
+
+
 def test_a_fresh_clone_resumes_from_the_kept_evidence_and_trains_nothing(grid_run, tmp_path,
                                                                          no_training):
     """The grid kept in a folder (results/fourcases) and restored into an empty RUNS (a new
