@@ -36,7 +36,7 @@ from .preprocess import preprocess
 from .recipe.config import FOURCASES, ROOT, load_scenario
 from .recipe.estimate import SPEED
 from .runs import kept
-from .runs.rundir import command_line, reusable
+from .runs.rundir import command_line, input_sha1s, reusable
 from .train import train
 
 METRICS = ("auc", "accuracy")
@@ -232,14 +232,11 @@ def reuse_folders(grid, runs_root):
 def restore_kept(tasks, weights, root, keep):
     """Every unfinished task whose run ``keep`` holds (the same config, data and weights)
     restored into ``root`` (``runs.kept.restore``); returns how many."""
-    from models.fileio import sha1_of
     restored = 0
     for task in tasks:
-        if task["finished"] or not Path(task["h5"]).is_file():
-            continue
-        pretrained = task["config"].get("init", "pretrained") == "pretrained"
-        restored += kept.restore(keep, root, task["name"], task["config"], sha1_of(task["h5"]),
-                                 sha1_of(weights) if pretrained and weights else None)
+        sha1s = None if task["finished"] else input_sha1s(task["config"], task["h5"], weights)
+        if sha1s is not None:
+            restored += kept.restore(keep, root, task["name"], task["config"], *sha1s)
     return restored
 
 

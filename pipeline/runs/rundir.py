@@ -144,14 +144,22 @@ def reusable(config, data_path, weights, runs_root, name=None, reuse_from=()):
     finished run of ``config`` on this data and weights (``finished_run``), asked by a
     plan before anything trains: False while the data file, or the pretrained weights
     a config needs, are not there yet."""
-    if not os.path.isfile(data_path):
+    sha1s = input_sha1s(config, data_path, weights)
+    if sha1s is None:
         return False
-    pretrained = config.get("init", "pretrained") == "pretrained"
-    if pretrained and not (weights and os.path.isfile(weights)):
-        return False
-    env = {"data_sha1": sha1_of(data_path),
-           "weights_sha1": sha1_of(weights) if pretrained else None}
+    env = {"data_sha1": sha1s[0], "weights_sha1": sha1s[1]}
     return finished_run(config, runs_root, env, name, reuse_from) is not None
+
+
+def input_sha1s(config, data_path, weights):
+    """(data SHA1, weights SHA1 or None when ``config`` starts from no weights), as a run
+    of ``config`` records them; None while the data file, or weights it needs, are not
+    there yet."""
+    pretrained = config.get("init", "pretrained") == "pretrained"
+    if not os.path.isfile(data_path) or (pretrained and not (weights and
+                                                             os.path.isfile(weights))):
+        return None
+    return sha1_of(data_path), sha1_of(weights) if pretrained else None
 
 
 def open_run(stack, config, runs_root, env, name=None):
